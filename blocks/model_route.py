@@ -1,0 +1,67 @@
+"""ModelRoute: which model plays which role (planner, coder, reviewer) — a "team".
+
+A model is any litellm model string. `replay/<real model>` is the offline replay model: it
+answers from the route's cassette and is priced as `<real model>` from litellm's price map.
+"""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import BaseModel, Field
+
+ROLES = ("planner", "coder", "reviewer")
+
+
+class ModelChoice(BaseModel):
+    """One model for one role."""
+
+    model: str = Field(description="litellm model string, e.g. deepseek/deepseek-v4-flash.")
+    api_base: str | None = Field(default=None, description="Endpoint override (self-hosted models).")
+
+
+class UnknownRole(KeyError):
+    """The route names no model for a role the pipeline asked for."""
+
+
+class ModelRoute(Block):
+    """A named assignment of models to roles.
+
+    Examples:
+        Load a saved route and see who codes:
+        ```python
+        from blocks.model_route import ModelRoute
+
+        route = ModelRoute.load("BLOCK_NAME")
+        route.for_role("coder").model
+        ```
+    """
+
+    _block_type_name = "Model Route"
+    _description = "Maps each pipeline role to a litellm model (and optional endpoint)."
+
+    name: str = Field(description="Route (team) name, used to group costs in reports.")
+    roles: dict[str, ModelChoice] = Field(description="Role name -> model.")
+    cassette: str | None = Field(
+        default=None, description="Cassette file answering for replay/ models (offline runs)."
+    )
+
+    def for_role(self, role: str) -> ModelChoice:
+        try:
+            return self.roles[role]
+        except KeyError:
+            raise UnknownRole(
+                f"route {self.name!r} has no model for role {role!r}; roles: {sorted(self.roles)}"
+            ) from None
+
+
+def replay_route(cassette: str) -> ModelRoute:
+    """The demo's team, replayed: Claude Sonnet plans and reviews, DeepSeek V4 Flash codes."""
+    return ModelRoute(
+        name="replay-sonnet-plans-deepseek-codes",
+        roles={
+            "planner": ModelChoice(model="replay/claude-sonnet-4-5"),
+            "coder": ModelChoice(model="replay/deepseek/deepseek-v4-flash"),
+            "reviewer": ModelChoice(model="replay/claude-sonnet-4-5"),
+        },
+        cassette=cassette,
+    )

@@ -1,0 +1,121 @@
+"""The `mergemeter` command: run the demo, work the local forge, print the ledger's figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from mergemeter.settings import apply_offline_defaults, data_dir
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mergemeter.server import ensure_server, ui_url
+
+    folder = data_dir() / "demo"
+    started = time.monotonic()
+    api_url = ensure_server(data_dir() / "logs")
+    os.environ["PREFECT_API_URL"] = api_url
+    print(f"Prefect server: {ui_url(api_url)}")
+
+    from blocks.model_route import ModelRoute
+    from flows.dispatch import dispatch
+    from mergemeter.demo import fresh_demo, render_table
+    from mergemeter.sample import default_route
+
+    forge, ledger = fresh_demo(folder)
+    route: ModelRoute = default_route()
+    reports = dispatch(forge=forge, route=route, ledger=ledger)
+    print()
+    print(render_table(reports, ledger))
+    print()
+    print(f"Prefect UI (flow runs and the '{'cost-per-accepted-change'}' artifact): {ui_url(api_url)}/runs")
+    print(f"Artifacts: {ui_url(api_url)}/artifacts")
+    print(f"Ledger: {ledger.url}   forge: {forge.root_path}")
+    print(f"Demo wall time: {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _forge(args: argparse.Namespace) -> int:
+    from blocks.local_forge import LocalForge
+
+    forge = LocalForge(root=args.root)
+    if args.forge_command == "add-repo":
+        sha = forge.create_repository(args.repo, Path(args.source))
+        print(f"created {args.repo} at {sha[:10]}")
+    elif args.forge_command == "add-issue":
+        issue = forge.add_issue(args.repo, args.title, args.body, args.label)
+        print(f"filed {issue.ref}: {issue.title} {issue.labels}")
+    elif args.forge_command == "issues":
+        for issue in forge.ready_issues(args.repo, args.label):
+            print(f"{issue.ref}  {issue.title}  {issue.labels}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from blocks.ledger import Ledger
+
+    ledger = Ledger(database_url=args.ledger)
+    rows = ledger.summary(by=args.by)
+    if args.json:
+        print(json.dumps([r.model_dump() | {"cost_per_accepted_change": r.cost_per_accepted_change} for r in rows]))
+        return 0
+    print(f"{args.by:<40} {'changes':>8} {'accepted':>8} {'total USD':>10} {'USD/accepted':>12}")
+    for r in rows:
+        per = f"{r.cost_per_accepted_change:.4f}" if r.cost_per_accepted_change is not None else "n/a"
+        print(f"{r.group:<40} {r.changes:>8} {r.accepted:>8} {r.total_cost_usd:>10.4f} {per:>12}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from deployments.serve import serve_all
+
+    serve_all(interval_s=args.interval)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mergemeter", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("demo", help="resolve the sample repository's issues offline").set_defaults(run=_demo)
+
+    forge = commands.add_parser("forge", help="work the embedded local forge")
+    forge.add_argument("--root", default=None, help="forge folder (default: <data folder>/forge)")
+    forge_commands = forge.add_subparsers(dest="forge_command", required=True)
+    add_repo = forge_commands.add_parser("add-repo", help="create a repository from a folder")
+    add_repo.add_argument("repo", help="owner/name")
+    add_repo.add_argument("source", help="folder with the initial files")
+    add_issue = forge_commands.add_parser("add-issue", help="file an issue")
+    add_issue.add_argument("repo")
+    add_issue.add_argument("title")
+    add_issue.add_argument("--body", default="")
+    add_issue.add_argument("--label", action="append", default=[], help="repeatable")
+    issues = forge_commands.add_parser("issues", help="list open issues with a label")
+    issues.add_argument("repo")
+    issues.add_argument("--label", default="agent-ready")
+    forge.set_defaults(run=_forge)
+
+    report = commands.add_parser("report", help="cost per accepted change from the ledger")
+    report.add_argument("--ledger", default=None, help="ledger database URL")
+    report.add_argument("--by", choices=["route", "template", "repo"], default="route")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(run=_report)
+
+    serve = commands.add_parser("serve", help="serve the dispatch and resolve_issue deployments")
+    serve.add_argument("--interval", type=int, default=3600, help="dispatch schedule, seconds")
+    serve.set_defaults(run=_serve)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_offline_defaults()
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The demo: seed the sample repository and its issues on a fresh local forge, resolve them all.
+
+Each run starts from a clean demo folder (forge and ledger), so running it twice works and the
+figures printed are exactly this run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from blocks.forge import Issue
+from blocks.ledger import Ledger
+from blocks.local_forge import LocalForge
+from flows.resolve import ChangeReport
+from mergemeter.sample import SAMPLE_ISSUES, SAMPLE_REPO
+
+
+def seed_forge(forge: LocalForge) -> list[Issue]:
+    """Create the sample repository and file the sample issues; returns the issues."""
+    spec = yaml.safe_load(SAMPLE_ISSUES.read_text(encoding="utf-8"))
+    forge.create_repository(spec["repo"], SAMPLE_REPO)
+    return [
+        forge.add_issue(spec["repo"], item["title"], item["body"], [spec["label"]]) for item in spec["issues"]
+    ]
+
+
+def fresh_demo(folder: Path) -> tuple[LocalForge, Ledger]:
+    """An empty demo folder with a seeded forge and an empty ledger."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    forge = LocalForge(root=str(folder / "forge"))
+    seed_forge(forge)
+    return forge, Ledger(database_url=f"sqlite:///{folder / 'ledger.db'}")
+
+
+def render_table(reports: list[ChangeReport], ledger: Ledger) -> str:
+    """The per-issue table and the totals, both read back from the ledger."""
+    header = f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  title"
+    lines = [header, "-" * len(header)]
+    ids = [r.change_id for r in reports if r.change_id is not None]
+    for change in ledger.changes(ids):
+        assert change.id is not None
+        totals = ledger.totals([change.id])
+        outcome = "accepted" if change.status == "accepted" else "needs-human"
+        tokens = totals.prompt_tokens + totals.completion_tokens
+        lines.append(
+            f"{change.repo + '#' + str(change.issue):<18} {outcome:<11} {change.attempts:>8} "
+            f"{tokens:>8,} {totals.cost_usd:>11.4f}  {change.title}"
+        )
+    totals = ledger.totals(ids)
+    accepted = sum(1 for c in ledger.changes(ids) if c.status == "accepted")
+    per_change = f"${totals.cost_usd / accepted:.4f}" if accepted else "n/a (nothing accepted)"
+    replay = " (replay-priced: offline replay model, litellm price map)" if totals.replay_priced else ""
+    lines += [
+        "",
+        f"total cost:                 ${totals.cost_usd:.4f}{replay}",
+        f"accepted changes:           {accepted} of {len(ids)}",
+        f"cost per accepted change:   {per_change}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""implement: plan + file contents + last attempt's feedback -> SEARCH/REPLACE edits.
+
+The edits build on the previous attempt's edits (carried in, not read from disk), and the result
+carries all of them from the base, so any later step can rebuild the tree on a fresh checkout.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from blocks.ledger import Ledger
+from blocks.forge import Forge
+from blocks.model_route import ModelRoute
+from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
+from tasks.llm import complete
+from tasks.models import ChangeContext, Edits, Plan
+from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.workspace import checkout, diff_stats, read_files
+
+SYSTEM = (
+    "You edit a repository to carry out a plan. Answer with SEARCH/REPLACE blocks: the file path "
+    "on its own line, then '<<<<<<< SEARCH', the exact current lines, '=======', the new lines, "
+    "'>>>>>>> REPLACE'. Keep the change small and add or update tests."
+)
+
+
+@task(
+    retries=len(PROVIDER_RETRY_DELAYS),
+    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
+    retry_condition_fn=retry_on_provider_error,
+    cache_policy=STEP_CACHE,
+    persist_result=True,
+    task_run_name="implement-attempt-{attempt}",
+)
+def implement(
+    ctx: ChangeContext,
+    forge: Forge,
+    route: ModelRoute,
+    ledger: Ledger,
+    plan: Plan,
+    attempt: int,
+    feedback: str,
+    prior_edits: list[EditBlock],
+) -> Edits:
+    with checkout(forge, ctx.issue.repo, ctx.base_sha, prior_edits) as workspace:
+        prompt = (
+            f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n"
+            f"Acceptance: {'; '.join(plan.acceptance)}\n\nFiles:\n{read_files(workspace, plan.files)}"
+        )
+        if feedback:
+            prompt += f"\n\nThe previous attempt was not accepted:\n{feedback}"
+        answer = complete(
+            ledger=ledger,
+            route=route,
+            change_id=ctx.change_id,
+            step="implement",
+            attempt=attempt,
+            role="coder",
+            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+            replay_key=f"{ctx.replay_prefix}/implement/{attempt}",
+        )
+        try:
+            new_blocks = parse_edit_blocks(answer)
+            if not new_blocks:
+                raise EditError("the answer holds no SEARCH/REPLACE block")
+            apply_edit_blocks(workspace, new_blocks)
+        except EditError as exc:
+            return Edits(ok=False, blocks=prior_edits, error=str(exc))
+        diff, added, removed = diff_stats(workspace)
+    return Edits(
+        ok=True, blocks=[*prior_edits, *new_blocks], diff=diff, lines_added=added, lines_removed=removed
+    )

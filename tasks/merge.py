@@ -1,0 +1,95 @@
+"""merge: push the branch, open the pull request, test the merge result, merge, close the issue.
+
+A change is merged only if its tests passed, its review approved, and the tests pass again on the
+result of merging it into the *current* base (main stays green). Every forge call here is
+idempotent, so a retried merge neither opens a second pull request nor merges twice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import task
+
+from blocks import git
+from blocks.forge import AlreadyMerged, BaseMoved, Forge, MergeRefused
+from blocks.ledger import Ledger
+from tasks.models import ChangeContext, Edits, MergeOutcome, TestResult, Verdict
+from tasks.workspace import checkout, run_test_command
+
+
+def branch_name(ctx: ChangeContext) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", ctx.issue.title.lower()).strip("-")[:40].strip("-")
+    return f"mergemeter/{ctx.issue.number}-{slug}"
+
+
+def cost_line(ledger: Ledger, change_id: int) -> str:
+    totals = ledger.totals([change_id])
+    replay = " (replay-priced)" if totals.replay_priced else ""
+    tokens = totals.prompt_tokens + totals.completion_tokens
+    return f"${totals.cost_usd:.4f}{replay} over {totals.calls} model calls, {tokens:,} tokens"
+
+
+def _retry_when_base_moved(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except BaseMoved:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(retries=3, retry_delay_seconds=[1, 2, 5], retry_condition_fn=_retry_when_base_moved)
+def merge(
+    ctx: ChangeContext,
+    forge: Forge,
+    ledger: Ledger,
+    edits: Edits,
+    result: TestResult,
+    verdict: Verdict,
+    attempts: int,
+) -> MergeOutcome:
+    if not (edits.ok and result.passed and verdict.approved):
+        return MergeOutcome(merged=False, reason="not merged: tests must pass and the review approve")
+    issue, branch = ctx.issue, branch_name(ctx)
+    with checkout(forge, issue.repo, ctx.base_sha, edits.blocks) as workspace:
+        git.commit_all(workspace, f"{issue.title}\n\nResolves #{issue.number}.")
+        forge.push(workspace, branch)
+    body = (
+        f"Closes #{issue.number}.\n\nPlanned, written and reviewed by mergemeter.\n"
+        f"Cost so far: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}."
+    )
+    pr = forge.open_pull_request(issue, branch, issue.title, body)
+    outcome = MergeOutcome(merged=False, pr_number=pr.number, pr_url=pr.url)
+    if pr.state == "merged":
+        return _close(ctx, forge, ledger, outcome.model_copy(update={"merged": True, "merged_sha": pr.merged_sha}), attempts)
+
+    base = forge.head_sha(issue.repo)
+    with checkout(forge, issue.repo, base) as workspace:
+        trial = git.git(workspace, "merge", "--no-ff", "-m", "trial merge", f"origin/{branch}", check=False)
+        if trial.returncode != 0:
+            return outcome.model_copy(update={"reason": f"{branch} conflicts with the current base"})
+        on_base = run_test_command(workspace, ctx.test_command)
+    if not on_base.passed:
+        reason = f"tests fail on the merge with the current base:\n{on_base.output_tail}"
+        return outcome.model_copy(update={"reason": reason})
+    try:
+        sha = forge.merge(pr, expected_base=base)
+    except AlreadyMerged as exc:
+        sha = exc.pr.merged_sha or ""
+    except BaseMoved:
+        raise
+    except MergeRefused as exc:
+        return outcome.model_copy(update={"reason": exc.reason})
+    return _close(ctx, forge, ledger, outcome.model_copy(update={"merged": True, "merged_sha": sha}), attempts)
+
+
+def _close(ctx: ChangeContext, forge: Forge, ledger: Ledger, outcome: MergeOutcome, attempts: int) -> MergeOutcome:
+    forge.close_issue(
+        ctx.issue,
+        f"Resolved by #{outcome.pr_number} ({(outcome.merged_sha or '')[:10]}). "
+        f"Cost: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}.",
+    )
+    return outcome

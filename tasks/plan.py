@@ -1,0 +1,52 @@
+"""plan: issue + a map of the repository -> Plan."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import task
+
+from blocks.ledger import Ledger
+from blocks.forge import Forge
+from blocks.model_route import ModelRoute
+from tasks.llm import complete
+from tasks.models import ChangeContext, Plan
+from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.workspace import checkout, repository_map
+
+SYSTEM = (
+    "You plan one small, reviewable change that resolves a GitHub issue. Answer with JSON only: "
+    '{"summary": str, "files": [paths to read and change], "acceptance": [checks]}.'
+)
+
+
+class PlanError(ValueError):
+    """The planner's answer is not a plan (the call is billed all the same)."""
+
+
+@task(
+    retries=len(PROVIDER_RETRY_DELAYS),
+    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
+    retry_condition_fn=retry_on_provider_error,
+    cache_policy=STEP_CACHE,
+    persist_result=True,
+    task_run_name="plan",
+)
+def plan(ctx: ChangeContext, forge: Forge, route: ModelRoute, ledger: Ledger) -> Plan:
+    with checkout(forge, ctx.issue.repo, ctx.base_sha) as workspace:
+        files = repository_map(workspace)
+    prompt = f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nRepository files:\n{files}"
+    answer = complete(
+        ledger=ledger,
+        route=route,
+        change_id=ctx.change_id,
+        step="plan",
+        attempt=1,
+        role="planner",
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        replay_key=f"{ctx.replay_prefix}/plan/1",
+    )
+    try:
+        return Plan.model_validate(json.loads(answer))
+    except ValueError as exc:
+        raise PlanError(f"planner answer for {ctx.issue.ref} is not a plan: {exc}") from exc

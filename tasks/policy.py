@@ -1,0 +1,26 @@
+"""What every pipeline task shares: its cache policy and when a retry can help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from tasks.llm import ProviderError
+
+# A step's result is reused only for the very same inputs (the change's run id is one of them,
+# so a retry of a run reuses it and a new run does not) and the same task code.
+STEP_CACHE = INPUTS + TASK_SOURCE
+
+PROVIDER_RETRY_DELAYS = [2, 5, 15]
+
+
+def retry_on_provider_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry provider outages; an unknown price, a missing cassette or a bug will not heal."""
+    try:
+        state.result()
+    except ProviderError:
+        return True
+    except Exception:
+        return False
+    return False

@@ -1,0 +1,55 @@
+"""review: diff + test result -> Verdict (approve / request_changes, with reasons)."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import task
+
+from blocks.ledger import Ledger
+from blocks.model_route import ModelRoute
+from tasks.llm import complete
+from tasks.models import ChangeContext, Edits, Plan, TestResult, Verdict
+from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+
+SYSTEM = (
+    "You review a pull request for correctness, scope and test coverage. Answer with JSON only: "
+    '{"decision": "approve" | "request_changes", "reasons": [str]}.'
+)
+
+
+@task(
+    retries=len(PROVIDER_RETRY_DELAYS),
+    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
+    retry_condition_fn=retry_on_provider_error,
+    cache_policy=STEP_CACHE,
+    persist_result=True,
+    task_run_name="review-attempt-{attempt}",
+)
+def review(
+    ctx: ChangeContext,
+    route: ModelRoute,
+    ledger: Ledger,
+    plan: Plan,
+    edits: Edits,
+    result: TestResult,
+    attempt: int,
+) -> Verdict:
+    prompt = (
+        f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n\n"
+        f"Tests: {result.passed_count} passed, {result.failed_count} failed.\n\nDiff:\n{edits.diff}"
+    )
+    answer = complete(
+        ledger=ledger,
+        route=route,
+        change_id=ctx.change_id,
+        step="review",
+        attempt=attempt,
+        role="reviewer",
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        replay_key=f"{ctx.replay_prefix}/review/{attempt}",
+    )
+    try:
+        return Verdict.model_validate(json.loads(answer))
+    except ValueError as exc:
+        return Verdict(decision="request_changes", reasons=[f"the review answer was not a verdict: {exc}"])

@@ -1,0 +1,131 @@
+"""Workspaces: fresh checkouts that a step builds from its inputs alone, and the sandboxed test run.
+
+No step relies on files an earlier step (or a dead process) left behind: each one clones the base
+it was given and re-applies the edits it was handed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from blocks import git
+from blocks.forge import Forge
+from tasks.edits import EditBlock, apply_edit_blocks
+from tasks.models import TestResult
+
+TEST_TIMEOUT_S = 300
+_MEMORY_LIMIT = 4 * 1024**3
+
+
+@contextmanager
+def checkout(forge: Forge, repo: str, ref: str, edits: list[EditBlock] | None = None) -> Iterator[Path]:
+    """A fresh clone of ``repo`` at ``ref`` with ``edits`` applied; removed afterwards."""
+    workspace = forge.workspace(repo, ref)
+    try:
+        if edits:
+            apply_edit_blocks(workspace, edits)
+        yield workspace
+    finally:
+        shutil.rmtree(workspace.parent, ignore_errors=True)
+
+
+def diff_stats(workspace: Path) -> tuple[str, int, int]:
+    """The uncommitted diff of ``workspace`` with lines added and removed."""
+    git.git(workspace, "add", "--all")
+    diff = git.out(workspace, "diff", "--cached")
+    added = removed = 0
+    for line in git.out(workspace, "diff", "--cached", "--numstat").splitlines():
+        plus, minus, _ = line.split("\t", 2)
+        added += int(plus) if plus.isdigit() else 0
+        removed += int(minus) if minus.isdigit() else 0
+    return diff, added, removed
+
+
+def repository_map(workspace: Path) -> str:
+    """Tracked files with their line counts: what a planner needs to choose files."""
+    rows = []
+    for name in git.out(workspace, "ls-files").splitlines():
+        path = workspace / name
+        try:
+            count = len(path.read_text(encoding="utf-8").splitlines())
+        except (UnicodeDecodeError, OSError):
+            count = 0
+        rows.append(f"{name} ({count} lines)")
+    return "\n".join(rows)
+
+
+def read_files(workspace: Path, names: list[str]) -> str:
+    """The named files' contents, fenced, for a prompt (missing files are said to be new)."""
+    parts = []
+    for name in names:
+        path = workspace / name
+        if path.is_file():
+            parts.append(f"{name}\n```\n{path.read_text(encoding='utf-8')}```")
+        else:
+            parts.append(f"{name}\n(new file)")
+    return "\n\n".join(parts)
+
+
+def _sandbox_env(home: str) -> dict[str, str]:
+    """Only what a test run needs: no forge tokens, no model keys, no user configuration."""
+    interpreter_dir = os.path.dirname(sys.executable)
+    return {
+        "PATH": f"{interpreter_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def _limit_resources() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (TEST_TIMEOUT_S, TEST_TIMEOUT_S))
+
+
+_COUNT = re.compile(r"(\d+) (passed|failed|error|errors)\b")
+
+
+def run_test_command(workspace: Path, command: str, timeout_s: int = TEST_TIMEOUT_S) -> TestResult:
+    """Run ``command`` in ``workspace`` with a scrubbed environment, limits and a timeout."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mm-test-home-") as home:
+        try:
+            proc = subprocess.run(
+                shlex.split(command),
+                cwd=workspace,
+                env=_sandbox_env(home),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                preexec_fn=_limit_resources,
+            )
+            output, code = proc.stdout + proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as exc:
+            output = f"{exc.stdout or ''}{exc.stderr or ''}\n[timed out after {timeout_s}s]"
+            code = -1
+        except FileNotFoundError as exc:
+            output, code = f"cannot run {command!r}: {exc}", 127
+    counts = {"passed": 0, "failed": 0}
+    for number, word in _COUNT.findall(output):
+        counts["passed" if word == "passed" else "failed"] += int(number)
+    return TestResult(
+        passed=code == 0,
+        exit_code=code,
+        passed_count=counts["passed"],
+        failed_count=counts["failed"],
+        duration_s=round(time.monotonic() - started, 3),
+        output_tail="\n".join(output.strip().splitlines()[-30:]),
+    )
