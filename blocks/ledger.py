@@ -157,7 +157,9 @@ class Ledger(Block):
         """Open a change; a flow run that is retried gets back the change (and base) it opened."""
         with self.session() as session:
             if flow_run_id:
-                existing = session.exec(select(Change).where(Change.flow_run_id == flow_run_id)).first()
+                existing = session.exec(
+                    select(Change).where(Change.flow_run_id == flow_run_id)
+                ).first()
                 if existing is not None:
                     return existing
             row = Change(
@@ -192,7 +194,9 @@ class Ledger(Block):
             session.refresh(call)
             return call
 
-    def finish_change(self, change_id: int, status: str, reason: str = "", **fields: object) -> None:
+    def finish_change(
+        self, change_id: int, status: str, reason: str = "", **fields: object
+    ) -> None:
         with self.session() as session:
             row = session.get(Change, change_id)
             if row is None:
@@ -233,7 +237,9 @@ class Ledger(Block):
                 func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
                 func.coalesce(func.sum(LLMCall.completion_tokens), 0),
                 func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
-                func.coalesce(func.max(case((LLMCall.price_source.like("replay%"), 1), else_=0)), 0),  # type: ignore[attr-defined]
+                func.coalesce(
+                    func.max(case((LLMCall.price_source.like("replay%"), 1), else_=0)), 0
+                ),  # type: ignore[attr-defined]
             )
             if change_ids is not None:
                 query = query.where(LLMCall.change_id.in_(change_ids))  # type: ignore[attr-defined]
@@ -275,6 +281,8 @@ class Ledger(Block):
                 query = query.where(Change.id.in_(change_ids))  # type: ignore[union-attr]
             rows = session.exec(query).all()
         return [
-            RouteSummary(group=g, changes=n, accepted=int(a), total_cost_usd=float(c), tokens=int(t))
+            RouteSummary(
+                group=g, changes=n, accepted=int(a), total_cost_usd=float(c), tokens=int(t)
+            )
             for g, n, a, c, t in rows
         ]

@@ -158,7 +158,14 @@ class LocalForge(Block):
         if bare.exists():
             raise FileExistsError(f"repository {repo!r} already exists at {bare}")
         bare.parent.mkdir(parents=True, exist_ok=True)
-        git.git(bare.parent, "init", "--quiet", "--bare", f"--initial-branch={default_branch}", str(bare))
+        git.git(
+            bare.parent,
+            "init",
+            "--quiet",
+            "--bare",
+            f"--initial-branch={default_branch}",
+            str(bare),
+        )
         with tempfile.TemporaryDirectory(prefix="mm-seed-") as tmp:
             work = Path(tmp) / "work"
             shutil.copytree(source, work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -170,11 +177,15 @@ class LocalForge(Block):
             session.commit()
         return sha
 
-    def add_issue(self, repo: str, title: str, body: str = "", labels: list[str] | None = None) -> Issue:
+    def add_issue(
+        self, repo: str, title: str, body: str = "", labels: list[str] | None = None
+    ) -> Issue:
         """File a new issue; returns it with its number."""
         with self._session() as session:
             number = self._next_number(session, repo)
-            row = ForgeIssue(repo=repo, number=number, title=title, body=body, labels=json.dumps(labels or []))
+            row = ForgeIssue(
+                repo=repo, number=number, title=title, body=body, labels=json.dumps(labels or [])
+            )
             session.add(row)
             session.commit()
             return self._issue(row)
@@ -226,7 +237,9 @@ class LocalForge(Block):
                 .where(ForgeIssue.repo == repo, ForgeIssue.state == "open")
                 .order_by(ForgeIssue.number)
             ).all()
-            return [self._issue(r) for r in rows if label in json.loads(r.labels) and not r.claimed_by]
+            return [
+                self._issue(r) for r in rows if label in json.loads(r.labels) and not r.claimed_by
+            ]
 
     def comments(self, repo: str, number: int) -> list[str]:
         with self._session() as session:
@@ -240,7 +253,9 @@ class LocalForge(Block):
     def pull_requests(self, repo: str) -> list[PullRequest]:
         with self._session() as session:
             rows = session.exec(
-                select(ForgePullRequest).where(ForgePullRequest.repo == repo).order_by(ForgePullRequest.number)
+                select(ForgePullRequest)
+                .where(ForgePullRequest.repo == repo)
+                .order_by(ForgePullRequest.number)
             )
             return [self._pull_request(r) for r in rows]
 
@@ -261,7 +276,9 @@ class LocalForge(Block):
             meta = session.get(ForgeRepo, repo)
         if meta is None:
             raise IssueNotFound(f"no repository {repo!r} on this forge")
-        return git.out(self.bare_path(repo), "rev-parse", f"refs/heads/{branch or meta.default_branch}")
+        return git.out(
+            self.bare_path(repo), "rev-parse", f"refs/heads/{branch or meta.default_branch}"
+        )
 
     # -- the pipeline's operations ----------------------------------------------------------------
     def claim(self, issue: Issue, claimant: str) -> bool:
@@ -338,7 +355,9 @@ class LocalForge(Block):
                 raise PullRequestClosed(current, "closed without merging")
             base_sha = self.head_sha(pr.repo, row.base)
             if expected_base and base_sha != expected_base:
-                raise BaseMoved(current, f"{row.base} moved from {expected_base[:10]} to {base_sha[:10]}")
+                raise BaseMoved(
+                    current, f"{row.base} moved from {expected_base[:10]} to {base_sha[:10]}"
+                )
             with tempfile.TemporaryDirectory(prefix="mm-merge-", dir=self._workspaces()) as tmp:
                 work = git.clone(self.bare_path(pr.repo), Path(tmp) / "repo", base_sha)
                 merged = git.git(

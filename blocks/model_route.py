@@ -16,7 +16,9 @@ class ModelChoice(BaseModel):
     """One model for one role."""
 
     model: str = Field(description="litellm model string, e.g. deepseek/deepseek-v4-flash.")
-    api_base: str | None = Field(default=None, description="Endpoint override (self-hosted models).")
+    api_base: str | None = Field(
+        default=None, description="Endpoint override (self-hosted models)."
+    )
 
 
 class UnknownRole(KeyError):

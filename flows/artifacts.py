@@ -32,7 +32,11 @@ def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -
         for c in calls
     ]
     create_table_artifact(table=rows, description=f"Model calls of {change.repo}#{change.issue}")
-    replay = "  \n_All figures are replay-priced (offline replay model)._" if totals.replay_priced else ""
+    replay = (
+        "  \n_All figures are replay-priced (offline replay model)._"
+        if totals.replay_priced
+        else ""
+    )
     tokens = totals.prompt_tokens + totals.completion_tokens
     create_markdown_artifact(
         markdown=(
@@ -53,7 +57,11 @@ def publish_fleet_artifact(ledger: Ledger) -> str:
     accepted = sum(g.accepted for g in groups)
     total_cost = sum(g.total_cost_usd for g in groups)
     overall = total_cost / accepted if accepted else None
-    replay = "\n\n_Replay-priced: offline replay model, priced from litellm's price map._" if totals.replay_priced else ""
+    replay = (
+        "\n\n_Replay-priced: offline replay model, priced from litellm's price map._"
+        if totals.replay_priced
+        else ""
+    )
     lines = [
         f"## Cost per accepted change: {_money(overall)}",
         "",
@@ -69,5 +77,7 @@ def publish_fleet_artifact(ledger: Ledger) -> str:
             f"{_money(g.cost_per_accepted_change)} |"
         )
     markdown = "\n".join(lines) + replay
-    create_markdown_artifact(key=FLEET_KEY, markdown=markdown, description="Fleet cost per accepted change")
+    create_markdown_artifact(
+        key=FLEET_KEY, markdown=markdown, description="Fleet cost per accepted change"
+    )
     return markdown

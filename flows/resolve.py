@@ -73,13 +73,25 @@ def resolve_issue(
     issue = forge.get_issue(repo, number)
     run_id = str(flow_run.id)
     if not forge.claim(issue, run_id):
-        return ChangeReport(ref=issue.ref, title=issue.title, change_id=None, status="skipped", reason="claimed")
+        return ChangeReport(
+            ref=issue.ref, title=issue.title, change_id=None, status="skipped", reason="claimed"
+        )
     change = ledger.start_change(
-        repo, number, issue.title, route.name, run_id, template="default", base_sha=forge.head_sha(repo)
+        repo,
+        number,
+        issue.title,
+        route.name,
+        run_id,
+        template="default",
+        base_sha=forge.head_sha(repo),
     )
     assert change.id is not None
     ctx = ChangeContext(
-        change_id=change.id, run_id=run_id, issue=issue, base_sha=change.base_sha, test_command=test_command
+        change_id=change.id,
+        run_id=run_id,
+        issue=issue,
+        base_sha=change.base_sha,
+        test_command=test_command,
     )
 
     the_plan = plan(ctx, forge, route, ledger)
@@ -119,7 +131,15 @@ def resolve_issue(
         else:
             _hand_to_person(forge, ledger, ctx, issue, attempt, outcome.reason, pr_number)
     else:
-        _hand_to_person(forge, ledger, ctx, issue, attempt, f"not accepted after {attempt} attempts: {feedback}", None)
+        _hand_to_person(
+            forge,
+            ledger,
+            ctx,
+            issue,
+            attempt,
+            f"not accepted after {attempt} attempts: {feedback}",
+            None,
+        )
 
     publish_change_artifacts(ledger, change.id, pr_url)
     publish_fleet_artifact(ledger)
@@ -139,7 +159,13 @@ def resolve_issue(
 
 
 def _hand_to_person(
-    forge: LocalForge, ledger: Ledger, ctx: ChangeContext, issue: Issue, attempts: int, reason: str, pr: int | None
+    forge: LocalForge,
+    ledger: Ledger,
+    ctx: ChangeContext,
+    issue: Issue,
+    attempts: int,
+    reason: str,
+    pr: int | None,
 ) -> None:
     ledger.finish_change(ctx.change_id, "rejected", reason[:4000], attempts=attempts, pr=pr)
     forge.add_label(issue, NEEDS_HUMAN)

@@ -32,7 +32,9 @@ def _demo(args: argparse.Namespace) -> int:
     print()
     print(render_table(reports, ledger))
     print()
-    print(f"Prefect UI (flow runs and the '{'cost-per-accepted-change'}' artifact): {ui_url(api_url)}/runs")
+    print(
+        f"Prefect UI (flow runs and the '{'cost-per-accepted-change'}' artifact): {ui_url(api_url)}/runs"
+    )
     print(f"Artifacts: {ui_url(api_url)}/artifacts")
     print(f"Ledger: {ledger.url}   forge: {forge.root_path}")
     print(f"Demo wall time: {time.monotonic() - started:.1f}s")
@@ -61,11 +63,20 @@ def _report(args: argparse.Namespace) -> int:
     ledger = Ledger(database_url=args.ledger)
     rows = ledger.summary(by=args.by)
     if args.json:
-        print(json.dumps([r.model_dump() | {"cost_per_accepted_change": r.cost_per_accepted_change} for r in rows]))
+        print(
+            json.dumps(
+                [
+                    r.model_dump() | {"cost_per_accepted_change": r.cost_per_accepted_change}
+                    for r in rows
+                ]
+            )
+        )
         return 0
     print(f"{args.by:<40} {'changes':>8} {'accepted':>8} {'total USD':>10} {'USD/accepted':>12}")
     for r in rows:
-        per = f"{r.cost_per_accepted_change:.4f}" if r.cost_per_accepted_change is not None else "n/a"
+        per = (
+            f"{r.cost_per_accepted_change:.4f}" if r.cost_per_accepted_change is not None else "n/a"
+        )
         print(f"{r.group:<40} {r.changes:>8} {r.accepted:>8} {r.total_cost_usd:>10.4f} {per:>12}")
     return 0
 
@@ -81,7 +92,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mergemeter", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("demo", help="resolve the sample repository's issues offline").set_defaults(run=_demo)
+    commands.add_parser("demo", help="resolve the sample repository's issues offline").set_defaults(
+        run=_demo
+    )
 
     forge = commands.add_parser("forge", help="work the embedded local forge")
     forge.add_argument("--root", default=None, help="forge folder (default: <data folder>/forge)")

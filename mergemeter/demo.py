@@ -23,7 +23,8 @@ def seed_forge(forge: LocalForge) -> list[Issue]:
     spec = yaml.safe_load(SAMPLE_ISSUES.read_text(encoding="utf-8"))
     forge.create_repository(spec["repo"], SAMPLE_REPO)
     return [
-        forge.add_issue(spec["repo"], item["title"], item["body"], [spec["label"]]) for item in spec["issues"]
+        forge.add_issue(spec["repo"], item["title"], item["body"], [spec["label"]])
+        for item in spec["issues"]
     ]
 
 
@@ -38,7 +39,9 @@ def fresh_demo(folder: Path) -> tuple[LocalForge, Ledger]:
 
 def render_table(reports: list[ChangeReport], ledger: Ledger) -> str:
     """The per-issue table and the totals, both read back from the ledger."""
-    header = f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  title"
+    header = (
+        f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  title"
+    )
     lines = [header, "-" * len(header)]
     ids = [r.change_id for r in reports if r.change_id is not None]
     for change in ledger.changes(ids):
@@ -53,7 +56,9 @@ def render_table(reports: list[ChangeReport], ledger: Ledger) -> str:
     totals = ledger.totals(ids)
     accepted = sum(1 for c in ledger.changes(ids) if c.status == "accepted")
     per_change = f"${totals.cost_usd / accepted:.4f}" if accepted else "n/a (nothing accepted)"
-    replay = " (replay-priced: offline replay model, litellm price map)" if totals.replay_priced else ""
+    replay = (
+        " (replay-priced: offline replay model, litellm price map)" if totals.replay_priced else ""
+    )
     lines += [
         "",
         f"total cost:                 ${totals.cost_usd:.4f}{replay}",

@@ -51,7 +51,9 @@ def ensure_server(log_dir: Path, api_url: str | None = None, wait_s: float = 180
         if healthy(api_url):
             return api_url
         time.sleep(0.5)
-    raise RuntimeError(f"the Prefect server did not answer at {api_url} within {wait_s:.0f}s; see {log_path}")
+    raise RuntimeError(
+        f"the Prefect server did not answer at {api_url} within {wait_s:.0f}s; see {log_path}"
+    )
 
 
 def ui_url(api_url: str) -> str:

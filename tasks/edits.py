@@ -48,9 +48,15 @@ def parse_edit_blocks(answer: str) -> list[EditBlock]:
             divider = next(i for i in range(index + 1, len(lines)) if lines[i].strip() == DIVIDER)
             end = next(i for i in range(divider + 1, len(lines)) if lines[i].strip() == REPLACE)
         except StopIteration:
-            raise EditError(f"edit block for {path} is not closed with {DIVIDER} and {REPLACE}") from None
+            raise EditError(
+                f"edit block for {path} is not closed with {DIVIDER} and {REPLACE}"
+            ) from None
         blocks.append(
-            EditBlock(path=path, search=_joined(lines[index + 1 : divider]), replace=_joined(lines[divider + 1 : end]))
+            EditBlock(
+                path=path,
+                search=_joined(lines[index + 1 : divider]),
+                replace=_joined(lines[divider + 1 : end]),
+            )
         )
         index = end + 1
     return blocks

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from blocks.ledger import Ledger
 from blocks.forge import Forge
+from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
 from tasks.llm import complete
@@ -68,5 +68,9 @@ def implement(
             return Edits(ok=False, blocks=prior_edits, error=str(exc))
         diff, added, removed = diff_stats(workspace)
     return Edits(
-        ok=True, blocks=[*prior_edits, *new_blocks], diff=diff, lines_added=added, lines_removed=removed
+        ok=True,
+        blocks=[*prior_edits, *new_blocks],
+        diff=diff,
+        lines_added=added,
+        lines_removed=removed,
     )

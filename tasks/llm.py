@@ -93,9 +93,9 @@ def complete(
         raise ProviderError(f"{choice.model} failed for {replay_key}: {exc}") from exc
 
     row.latency_ms = int((time.monotonic() - started) * 1000)
-    usage = response.usage
-    row.prompt_tokens = usage.prompt_tokens or 0
-    row.completion_tokens = usage.completion_tokens or 0
+    usage = getattr(response, "usage", None)
+    row.prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
+    row.completion_tokens = getattr(usage, "completion_tokens", 0) or 0
     details = getattr(usage, "prompt_tokens_details", None)
     row.cached_tokens = (getattr(details, "cached_tokens", 0) or 0) if details else 0
     try:

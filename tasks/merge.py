@@ -52,7 +52,9 @@ def merge(
     attempts: int,
 ) -> MergeOutcome:
     if not (edits.ok and result.passed and verdict.approved):
-        return MergeOutcome(merged=False, reason="not merged: tests must pass and the review approve")
+        return MergeOutcome(
+            merged=False, reason="not merged: tests must pass and the review approve"
+        )
     issue, branch = ctx.issue, branch_name(ctx)
     with checkout(forge, issue.repo, ctx.base_sha, edits.blocks) as workspace:
         git.commit_all(workspace, f"{issue.title}\n\nResolves #{issue.number}.")
@@ -64,13 +66,23 @@ def merge(
     pr = forge.open_pull_request(issue, branch, issue.title, body)
     outcome = MergeOutcome(merged=False, pr_number=pr.number, pr_url=pr.url)
     if pr.state == "merged":
-        return _close(ctx, forge, ledger, outcome.model_copy(update={"merged": True, "merged_sha": pr.merged_sha}), attempts)
+        return _close(
+            ctx,
+            forge,
+            ledger,
+            outcome.model_copy(update={"merged": True, "merged_sha": pr.merged_sha}),
+            attempts,
+        )
 
     base = forge.head_sha(issue.repo)
     with checkout(forge, issue.repo, base) as workspace:
-        trial = git.git(workspace, "merge", "--no-ff", "-m", "trial merge", f"origin/{branch}", check=False)
+        trial = git.git(
+            workspace, "merge", "--no-ff", "-m", "trial merge", f"origin/{branch}", check=False
+        )
         if trial.returncode != 0:
-            return outcome.model_copy(update={"reason": f"{branch} conflicts with the current base"})
+            return outcome.model_copy(
+                update={"reason": f"{branch} conflicts with the current base"}
+            )
         on_base = run_test_command(workspace, ctx.test_command)
     if not on_base.passed:
         reason = f"tests fail on the merge with the current base:\n{on_base.output_tail}"
@@ -83,10 +95,14 @@ def merge(
         raise
     except MergeRefused as exc:
         return outcome.model_copy(update={"reason": exc.reason})
-    return _close(ctx, forge, ledger, outcome.model_copy(update={"merged": True, "merged_sha": sha}), attempts)
+    return _close(
+        ctx, forge, ledger, outcome.model_copy(update={"merged": True, "merged_sha": sha}), attempts
+    )
 
 
-def _close(ctx: ChangeContext, forge: Forge, ledger: Ledger, outcome: MergeOutcome, attempts: int) -> MergeOutcome:
+def _close(
+    ctx: ChangeContext, forge: Forge, ledger: Ledger, outcome: MergeOutcome, attempts: int
+) -> MergeOutcome:
     forge.close_issue(
         ctx.issue,
         f"Resolved by #{outcome.pr_number} ({(outcome.merged_sha or '')[:10]}). "

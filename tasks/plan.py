@@ -6,8 +6,8 @@ import json
 
 from prefect import task
 
-from blocks.ledger import Ledger
 from blocks.forge import Forge
+from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks.llm import complete
 from tasks.models import ChangeContext, Plan

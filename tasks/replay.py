@@ -59,7 +59,9 @@ def register(litellm: Any, model: str) -> None:
         raise LookupError(f"replay model {model!r}: litellm's price map has no {real!r}")
 
     class ReplayLLM(CustomLLM):
-        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
+        def completion(
+            self, model: str, messages: list, *args: Any, **kwargs: Any
+        ) -> ModelResponse:
             metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
             started = time.monotonic()
             answer = lookup(metadata["replay_cassette"], metadata["replay_key"])

@@ -52,4 +52,6 @@ def review(
     try:
         return Verdict.model_validate(json.loads(answer))
     except ValueError as exc:
-        return Verdict(decision="request_changes", reasons=[f"the review answer was not a verdict: {exc}"])
+        return Verdict(
+            decision="request_changes", reasons=[f"the review answer was not a verdict: {exc}"]
+        )

@@ -29,7 +29,9 @@ _MEMORY_LIMIT = 4 * 1024**3
 
 
 @contextmanager
-def checkout(forge: Forge, repo: str, ref: str, edits: list[EditBlock] | None = None) -> Iterator[Path]:
+def checkout(
+    forge: Forge, repo: str, ref: str, edits: list[EditBlock] | None = None
+) -> Iterator[Path]:
     """A fresh clone of ``repo`` at ``ref`` with ``edits`` applied; removed afterwards."""
     workspace = forge.workspace(repo, ref)
     try:

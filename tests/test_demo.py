@@ -1,0 +1,102 @@
+"""The whole demo through Prefect: 3 accepted, 1 handed to a person, figures that add up."""
+
+import asyncio
+import re
+
+import pytest
+
+from blocks import git
+from flows.artifacts import FLEET_KEY
+from flows.dispatch import dispatch
+from mergemeter.demo import fresh_demo, render_table
+from mergemeter.sample import default_route
+from tasks.workspace import checkout, run_test_command
+
+REPO = "sample/textkit"
+
+
+@pytest.fixture(scope="module")
+def demo_run(prefect_server, tmp_path_factory):  # type: ignore[no-untyped-def]
+    forge, ledger = fresh_demo(tmp_path_factory.mktemp("demo") / "demo")
+    reports = dispatch(forge=forge, route=default_route(), ledger=ledger)
+    return forge, ledger, reports
+
+
+def test_demo_accepts_three_and_hands_one_to_a_person(demo_run) -> None:  # type: ignore[no-untyped-def]
+    forge, ledger, reports = demo_run
+    outcomes = {r.ref: (r.status, r.attempts) for r in reports}
+    assert outcomes == {
+        f"{REPO}#1": ("accepted", 1),
+        f"{REPO}#2": ("accepted", 1),
+        f"{REPO}#3": ("accepted", 2),
+        f"{REPO}#4": ("rejected", 3),
+    }
+    rejected = forge.get_issue(REPO, 4)
+    assert rejected.state == "open" and "needs-human" in rejected.labels
+    assert any("could not resolve" in c for c in forge.comments(REPO, 4))
+    assert [pr.state for pr in forge.pull_requests(REPO)] == ["merged"] * 3
+
+
+def test_printed_totals_are_the_ledger_totals(demo_run) -> None:  # type: ignore[no-untyped-def]
+    _, ledger, reports = demo_run
+    table = render_table(reports, ledger)
+    ledger_total = sum(call.cost_usd for call in ledger.calls())
+    printed_total = float(re.search(r"total cost:\s+\$(\d+\.\d+)", table).group(1))  # type: ignore[union-attr]
+    printed_per_change = float(
+        re.search(r"cost per accepted change:\s+\$(\d+\.\d+)", table).group(1)
+    )  # type: ignore[union-attr]
+    assert printed_total == round(ledger_total, 4)
+    assert printed_per_change == round(ledger_total / 3, 4)
+    assert sum(r.cost_usd for r in reports) == pytest.approx(ledger_total)
+    assert "accepted changes:           3 of 4" in table
+    failed_work = [c for c in ledger.calls() if c.change_id == reports[3].change_id]
+    assert failed_work and all(c.cost_usd > 0 for c in failed_work), "rejected work is paid for"
+
+
+def test_main_passes_its_own_tests_after_every_merge(demo_run) -> None:  # type: ignore[no-untyped-def]
+    forge, _, _ = demo_run
+    merges = git.out(
+        forge.bare_path(REPO), "rev-list", "--first-parent", "--merges", "main"
+    ).split()
+    assert len(merges) == 3
+    for sha in merges:
+        with checkout(forge, REPO, sha) as workspace:
+            result = run_test_command(workspace, "python -m pytest -q")
+            assert result.passed, f"main is red at {sha}:\n{result.output_tail}"
+    with checkout(forge, REPO, "main") as workspace:
+        assert "if not words:" in (workspace / "textkit" / "slug.py").read_text()
+        assert "_WHOLE" in (workspace / "textkit" / "duration.py").read_text()
+        assert "_hyphenate" not in (workspace / "textkit" / "wrap.py").read_text()
+
+
+def test_every_closed_issue_carries_its_cost(demo_run) -> None:  # type: ignore[no-untyped-def]
+    forge, ledger, reports = demo_run
+    for report in reports[:3]:
+        issue = forge.get_issue(REPO, int(report.ref.rsplit("#", 1)[1]))
+        assert issue.state == "closed"
+        [closing] = [c for c in forge.comments(REPO, issue.number) if c.startswith("Resolved by")]
+        cost = ledger.totals([report.change_id]).cost_usd  # type: ignore[list-item]
+        assert f"${cost:.4f} (replay-priced)" in closing
+        assert f"attempts: {report.attempts}" in closing
+
+
+def test_runs_and_the_fleet_artifact_are_in_prefect(demo_run) -> None:  # type: ignore[no-untyped-def]
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, ledger, _ = demo_run
+
+    async def read():  # type: ignore[no-untyped-def]
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[FLEET_KEY]))
+            )
+            return runs, artifacts
+
+    runs, artifacts = asyncio.run(read())
+    names = {r.name for r in runs}
+    assert f"{REPO}#1 slugify crashes on empty input" in names
+    latest = max(artifacts, key=lambda a: a.created)
+    per_change = sum(c.cost_usd for c in ledger.calls()) / 3
+    assert f"Cost per accepted change: ${per_change:.4f}" in str(latest.data)
