@@ -6,13 +6,16 @@ SQLite file by default, any SQLAlchemy URL (e.g. PostgreSQL) by configuration.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, UniqueConstraint, case, func
+from sqlalchemy import Engine, UniqueConstraint, case, func, text
 from sqlmodel import Field as Column
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -33,6 +36,7 @@ class Change(SQLModel, table=True):
     issue: int
     title: str = ""
     template: str = "default"
+    template_hash: str = ""
     route: str = Column(index=True)
     flow_run_id: str | None = Column(default=None, unique=True)
     base_sha: str = ""
@@ -64,12 +68,30 @@ class LLMCall(SQLModel, table=True):
     completion_tokens: int = 0
     cached_tokens: int = 0
     cost_usd: float = 0.0
+    # Worst-case spend held while a call is in flight; a crash mid-call leaves it counted.
+    reserved_usd: float = 0.0
+    reserved_tokens: int = 0
     price_source: str = ""
     latency_ms: int = 0
     ok: bool = True
     error: str = ""
     flow_run_id: str | None = None
     task_run_id: str | None = None
+    at: datetime = Column(default_factory=utcnow)
+
+
+class CostItem(SQLModel, table=True):
+    """Spend that is not tokens: test compute, human review, and the like."""
+
+    __tablename__ = "cost_item"
+    id: int | None = Column(default=None, primary_key=True)
+    key: str = Column(unique=True)  # makes recording idempotent (a retried step records once)
+    change_id: int | None = Column(default=None, foreign_key="change.id", index=True)
+    kind: str  # compute / review
+    quantity: float
+    unit: str
+    amount_usd: float
+    note: str = ""
     at: datetime = Column(default_factory=utcnow)
 
 
@@ -101,7 +123,8 @@ class RouteSummary(BaseModel):
 def _engine(url: str) -> Engine:
     connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
     engine = create_engine(url, connect_args=connect_args)
-    SQLModel.metadata.create_all(engine, tables=[Change.__table__, LLMCall.__table__])  # type: ignore[attr-defined]
+    tables = [Change.__table__, LLMCall.__table__, CostItem.__table__]  # type: ignore[attr-defined]
+    SQLModel.metadata.create_all(engine, tables=tables)
     return engine
 
 
@@ -176,23 +199,80 @@ class Ledger(Block):
             session.refresh(row)
             return row
 
-    def record_call(self, call: LLMCall) -> LLMCall:
-        """Commit one call row; the index is the next free one for its change, step and attempt."""
+    @contextmanager
+    def write_lock(self) -> Iterator[Session]:
+        """A session in which check-then-write is atomic across processes.
+
+        SQLite: an exclusive lock file beside the database. Other databases: a transaction-scoped
+        advisory lock (PostgreSQL), so concurrent workers cannot both spend the last dollar.
+        """
+        url = self.url
+        if url.startswith("sqlite:///"):
+            lock_path = url.removeprefix("sqlite:///") + ".lock"
+            with open(lock_path, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    with self.session() as session:
+                        yield session
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
         with self.session() as session:
-            taken = session.exec(
-                select(func.count())
-                .select_from(LLMCall)
-                .where(
-                    LLMCall.change_id == call.change_id,
-                    LLMCall.step == call.step,
-                    LLMCall.attempt == call.attempt,
-                )
-            ).one()
-            call.call_index = int(taken)
+            if session.get_bind().dialect.name == "postgresql":
+                session.exec(text("SELECT pg_advisory_xact_lock(7316)"))  # type: ignore[call-overload]
+            yield session
+
+    @staticmethod
+    def _next_index(session: Session, call: LLMCall) -> int:
+        taken = session.exec(
+            select(func.count())
+            .select_from(LLMCall)
+            .where(
+                LLMCall.change_id == call.change_id,
+                LLMCall.step == call.step,
+                LLMCall.attempt == call.attempt,
+            )
+        ).one()
+        return int(taken)
+
+    def record_call(
+        self, call: LLMCall, before_insert: Callable[[Session], None] | None = None
+    ) -> LLMCall:
+        """Commit one call row (the next free index for its change, step and attempt).
+
+        ``before_insert`` runs under the write lock first — the budget check — and may raise to
+        refuse the call; nothing is written then.
+        """
+        with self.write_lock() as session:
+            if before_insert is not None:
+                before_insert(session)
+            call.call_index = self._next_index(session, call)
             session.add(call)
             session.commit()
             session.refresh(call)
             return call
+
+    def update_call(self, call: LLMCall) -> LLMCall:
+        """Write the outcome of a call recorded earlier (its reservation is released)."""
+        with self.session() as session:
+            merged = session.merge(call)
+            session.commit()
+            session.refresh(merged)
+            return merged
+
+    def record_cost_item(self, item: CostItem) -> None:
+        """Record non-token spend once per key (a retried step does not record it twice)."""
+        with self.session() as session:
+            if session.exec(select(CostItem).where(CostItem.key == item.key)).first() is None:
+                session.add(item)
+                session.commit()
+
+    def cost_items(self, change_id: int | None = None) -> list[CostItem]:
+        with self.session() as session:
+            query = select(CostItem).order_by(CostItem.id)  # type: ignore[arg-type]
+            if change_id is not None:
+                query = query.where(CostItem.change_id == change_id)
+            return list(session.exec(query))
 
     def finish_change(
         self, change_id: int, status: str, reason: str = "", **fields: object

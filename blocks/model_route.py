@@ -9,6 +9,8 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
+from blocks.pricing import PriceOverride
+
 ROLES = ("planner", "coder", "reviewer")
 
 
@@ -45,6 +47,14 @@ class ModelRoute(Block):
     roles: dict[str, ModelChoice] = Field(description="Role name -> model.")
     cassette: str | None = Field(
         default=None, description="Cassette file answering for replay/ models (offline runs)."
+    )
+    prices: list[PriceOverride] = Field(
+        default_factory=list,
+        description="Price overrides with effective dates; win over litellm's price map.",
+    )
+    free_models: list[str] = Field(
+        default_factory=list,
+        description="Models declared free (e.g. self-hosted, costed by GPU time instead).",
     )
 
     def for_role(self, role: str) -> ModelChoice:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from blocks.ledger import Ledger
 
@@ -11,6 +18,21 @@ FLEET_KEY = "cost-per-accepted-change"
 
 def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:.4f}"
+
+
+class Progress:
+    """The run's progress artifact: it moves while the change runs."""
+
+    def __init__(self, description: str, steps: int) -> None:
+        self.steps, self.done = steps, 0
+        self.id: UUID = create_progress_artifact(progress=0.0, description=description)
+
+    def advance(self) -> None:
+        self.done = min(self.done + 1, self.steps)
+        update_progress_artifact(self.id, progress=100.0 * self.done / self.steps)
+
+    def finish(self) -> None:
+        update_progress_artifact(self.id, progress=100.0)
 
 
 def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -> None:

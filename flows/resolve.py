@@ -1,8 +1,9 @@
 """resolve_issue: one change — plan, then implement ⇄ test ⇄ review up to N attempts, then merge.
 
 A failed test, an edit that does not apply or a rejected review becomes the next attempt's
-feedback. A change that runs out of attempts is recorded as rejected and its issue is labelled
-for a person. Costs are read back from the ledger, never counted here.
+feedback. A change that runs out of attempts is recorded as rejected, one that would cross a
+budget as abandoned-budget; either way its issue is labelled for a person. Costs are read back
+from the ledger, never counted here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from blocks.forge import Issue
-from blocks.ledger import Ledger
+from blocks.budget import Budget, BudgetExceeded
+from blocks.ledger import CostItem, Ledger
 from blocks.local_forge import LocalForge
 from blocks.model_route import ModelRoute
-from flows.artifacts import publish_change_artifacts, publish_fleet_artifact
+from blocks.pricing import Pricing
+from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
+from flows.outcome import announce
 from mergemeter.sample import default_route
 from tasks.edits import EditBlock
 from tasks.implement import implement
@@ -57,6 +60,22 @@ def _feedback(edits: Edits, result: TestResult | None, verdict: Verdict | None) 
     return ""
 
 
+def _record_compute(
+    ledger: Ledger, pricing: Pricing, ctx: ChangeContext, key: str, seconds: float
+) -> None:
+    ledger.record_cost_item(
+        CostItem(
+            key=f"{ctx.change_id}/{key}",
+            change_id=ctx.change_id,
+            kind="compute",
+            quantity=seconds,
+            unit="s",
+            amount_usd=seconds * pricing.compute_usd_per_second,
+            note=key,
+        )
+    )
+
+
 @flow(flow_run_name=_run_name, log_prints=True)
 def resolve_issue(
     repo: str,
@@ -65,11 +84,14 @@ def resolve_issue(
     forge: LocalForge | None = None,
     route: ModelRoute | None = None,
     ledger: Ledger | None = None,
+    budget: Budget | None = None,
+    pricing: Pricing | None = None,
     max_attempts: int = 3,
     test_command: str = "python -m pytest -q",
 ) -> ChangeReport:
     """Resolve issue ``repo#number`` into one merged pull request, or hand it to a person."""
     forge, route, ledger = forge or LocalForge(), route or default_route(), ledger or Ledger()
+    pricing = pricing or Pricing()
     issue = forge.get_issue(repo, number)
     run_id = str(flow_run.id)
     if not forge.claim(issue, run_id):
@@ -93,85 +115,78 @@ def resolve_issue(
         base_sha=change.base_sha,
         test_command=test_command,
     )
+    progress = Progress(
+        f"{issue.ref}: plan, up to {max_attempts} attempts, merge", steps=max_attempts + 2
+    )
 
-    the_plan = plan(ctx, forge, route, ledger)
-    prior: list[EditBlock] = []
-    feedback = ""
-    accepted: tuple[Edits, TestResult, Verdict] | None = None
-    attempt = 0
-    for attempt in range(1, max_attempts + 1):
-        edits = implement(ctx, forge, route, ledger, the_plan, attempt, feedback, prior)
-        result = verdict = None
-        if edits.ok:
-            prior = edits.blocks
-            result = run_tests(ctx, forge, edits, attempt)
-            if result.passed:
-                verdict = review(ctx, route, ledger, the_plan, edits, result, attempt)
-                if verdict.approved:
-                    accepted = (edits, result, verdict)
-                    break
-        feedback = _feedback(edits, result, verdict)
-        print(f"{issue.ref} attempt {attempt} not accepted: {feedback.splitlines()[0]}")
+    status, reason, attempt, pr_url, pr_number = "rejected", "", 0, "", None
+    fields: dict[str, object] = {}
+    try:
+        the_plan = plan(ctx, forge, route, ledger, budget)
+        progress.advance()
+        prior: list[EditBlock] = []
+        feedback = ""
+        accepted: tuple[Edits, TestResult, Verdict] | None = None
+        for attempt in range(1, max_attempts + 1):
+            edits = implement(ctx, forge, route, ledger, the_plan, attempt, feedback, prior, budget)
+            result = verdict = None
+            if edits.ok:
+                prior = edits.blocks
+                result = run_tests(ctx, forge, edits, attempt)
+                _record_compute(ledger, pricing, ctx, f"test/{attempt}", result.duration_s)
+                if result.passed:
+                    verdict = review(ctx, route, ledger, the_plan, edits, result, attempt, budget)
+                    if verdict.approved:
+                        accepted = (edits, result, verdict)
+                        break
+            feedback = _feedback(edits, result, verdict)
+            progress.advance()
+            print(f"{issue.ref} attempt {attempt} not accepted: {feedback.splitlines()[0]}")
+        reason = f"not accepted after {attempt} attempts: {feedback}"
+        if accepted is not None:
+            edits, result, verdict = accepted
+            outcome = merge(ctx, forge, ledger, edits, result, verdict, attempt)
+            _record_compute(ledger, pricing, ctx, "test/merge-result", outcome.test_seconds)
+            pr_url, pr_number, reason = outcome.pr_url, outcome.pr_number, outcome.reason
+            if outcome.merged:
+                status = "accepted"
+                fields = {
+                    "merged_sha": outcome.merged_sha,
+                    "lines_added": edits.lines_added,
+                    "lines_removed": edits.lines_removed,
+                }
+    except BudgetExceeded as exc:
+        status, reason = "abandoned-budget", f"stopped before a call that could cross the {exc}"
 
-    pr_url, pr_number = "", None
-    if accepted is not None:
-        edits, result, verdict = accepted
-        outcome = merge(ctx, forge, ledger, edits, result, verdict, attempt)
-        pr_url, pr_number = outcome.pr_url, outcome.pr_number
-        if outcome.merged:
-            ledger.finish_change(
-                change.id,
-                "accepted",
-                pr=outcome.pr_number,
-                merged_sha=outcome.merged_sha,
-                lines_added=edits.lines_added,
-                lines_removed=edits.lines_removed,
-                attempts=attempt,
-            )
-        else:
-            _hand_to_person(forge, ledger, ctx, issue, attempt, outcome.reason, pr_number)
-    else:
-        _hand_to_person(
-            forge,
-            ledger,
-            ctx,
-            issue,
-            attempt,
-            f"not accepted after {attempt} attempts: {feedback}",
-            None,
-        )
-
+    ledger.finish_change(change.id, status, reason[:4000], attempts=attempt, pr=pr_number, **fields)
+    if status != "accepted":
+        _hand_to_person(forge, ledger, ctx, attempt, status, reason)
+    progress.finish()
     publish_change_artifacts(ledger, change.id, pr_url)
     publish_fleet_artifact(ledger)
-    final = ledger.change(change.id)
     totals = ledger.totals([change.id])
-    return ChangeReport(
+    report = ChangeReport(
         ref=issue.ref,
         title=issue.title,
         change_id=change.id,
-        status=final.status,
-        attempts=final.attempts,
+        status=status,
+        attempts=attempt,
         tokens=totals.prompt_tokens + totals.completion_tokens,
         cost_usd=totals.cost_usd,
         pr_number=pr_number,
-        reason=final.reason,
+        reason=reason,
     )
+    announce(report.model_dump(), route.name, run_id)
+    return report
 
 
 def _hand_to_person(
-    forge: LocalForge,
-    ledger: Ledger,
-    ctx: ChangeContext,
-    issue: Issue,
-    attempts: int,
-    reason: str,
-    pr: int | None,
+    forge: LocalForge, ledger: Ledger, ctx: ChangeContext, attempts: int, status: str, reason: str
 ) -> None:
-    ledger.finish_change(ctx.change_id, "rejected", reason[:4000], attempts=attempts, pr=pr)
-    forge.add_label(issue, NEEDS_HUMAN)
+    forge.add_label(ctx.issue, NEEDS_HUMAN)
     forge.comment(
-        issue.repo,
-        issue.number,
-        f"mergemeter could not resolve this ({branch_name(ctx)}): {reason.splitlines()[0]}\n"
+        ctx.issue.repo,
+        ctx.issue.number,
+        f"mergemeter could not resolve this ({status}, {branch_name(ctx)}): {reason.splitlines()[0]}\n"
         f"Spent: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}. Labelled `{NEEDS_HUMAN}`.",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
@@ -41,6 +42,7 @@ def implement(
     attempt: int,
     feedback: str,
     prior_edits: list[EditBlock],
+    budget: Budget | None = None,
 ) -> Edits:
     with checkout(forge, ctx.issue.repo, ctx.base_sha, prior_edits) as workspace:
         prompt = (
@@ -57,6 +59,7 @@ def implement(
             attempt=attempt,
             role="coder",
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+            budget=budget,
             replay_key=f"{ctx.replay_prefix}/implement/{attempt}",
         )
         try:

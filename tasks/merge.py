@@ -84,6 +84,7 @@ def merge(
                 update={"reason": f"{branch} conflicts with the current base"}
             )
         on_base = run_test_command(workspace, ctx.test_command)
+    outcome.test_seconds = on_base.duration_s
     if not on_base.passed:
         reason = f"tests fail on the merge with the current base:\n{on_base.output_tail}"
         return outcome.model_copy(update={"reason": reason})

@@ -68,3 +68,6 @@ class MergeOutcome(BaseModel):
     pr_url: str = ""
     merged_sha: str | None = None
     reason: str = ""
+    test_seconds: float = Field(
+        default=0.0, description="Time of the test run on the merge result."
+    )

@@ -6,6 +6,7 @@ import json
 
 from prefect import task
 
+from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
@@ -32,7 +33,13 @@ class PlanError(ValueError):
     persist_result=True,
     task_run_name="plan",
 )
-def plan(ctx: ChangeContext, forge: Forge, route: ModelRoute, ledger: Ledger) -> Plan:
+def plan(
+    ctx: ChangeContext,
+    forge: Forge,
+    route: ModelRoute,
+    ledger: Ledger,
+    budget: Budget | None = None,
+) -> Plan:
     with checkout(forge, ctx.issue.repo, ctx.base_sha) as workspace:
         files = repository_map(workspace)
     prompt = f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nRepository files:\n{files}"
@@ -44,6 +51,7 @@ def plan(ctx: ChangeContext, forge: Forge, route: ModelRoute, ledger: Ledger) ->
         attempt=1,
         role="planner",
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        budget=budget,
         replay_key=f"{ctx.replay_prefix}/plan/1",
     )
     try:

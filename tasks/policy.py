@@ -9,8 +9,9 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from tasks.llm import ProviderError
 
 # A step's result is reused only for the very same inputs (the change's run id is one of them,
-# so a retry of a run reuses it and a new run does not) and the same task code.
-STEP_CACHE = INPUTS + TASK_SOURCE
+# so a retry of a run reuses it and a new run does not) and the same task code. The budget is
+# not an input of the result: raising a cap and retrying must reuse what was already paid for.
+STEP_CACHE = (INPUTS - "budget") + TASK_SOURCE
 
 PROVIDER_RETRY_DELAYS = [2, 5, 15]
 

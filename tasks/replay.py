@@ -31,8 +31,12 @@ def _load(path: str, mtime: float) -> dict[str, Any]:
     return data
 
 
-def lookup(cassette: str, key: str) -> str:
-    """The recorded answer for ``key`` = ``<repo>#<issue>/<step>/<attempt>``."""
+def lookup(cassette: str, key: str) -> tuple[str, int]:
+    """The recorded answer and cached prompt tokens for ``<repo>#<issue>/<step>/<attempt>``.
+
+    An entry is the answer text, or a mapping ``{answer: str, cached_tokens: int}`` to replay a
+    provider's prompt-cache hit.
+    """
     path = Path(cassette)
     if not path.is_file():
         raise CassetteMissing(f"replay cassette {cassette} does not exist")
@@ -41,7 +45,9 @@ def lookup(cassette: str, key: str) -> str:
     answer = entry.get(int(attempt), entry.get(str(attempt)))
     if answer is None:
         raise CassetteMissing(f"replay cassette {cassette} has no answer for {key!r}")
-    return str(answer)
+    if isinstance(answer, dict):
+        return str(answer["answer"]), int(answer.get("cached_tokens", 0))
+    return str(answer), 0
 
 
 def real_model(model: str) -> str:
@@ -52,7 +58,7 @@ def real_model(model: str) -> str:
 def register(litellm: Any, model: str) -> None:
     """Register the provider and price ``model`` as its real counterpart; unknown price raises."""
     from litellm import CustomLLM, ModelResponse
-    from litellm.types.utils import Usage
+    from litellm.types.utils import PromptTokensDetailsWrapper, Usage
 
     real = real_model(model)
     if real not in litellm.model_cost:
@@ -64,15 +70,24 @@ def register(litellm: Any, model: str) -> None:
         ) -> ModelResponse:
             metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
             started = time.monotonic()
-            answer = lookup(metadata["replay_cassette"], metadata["replay_key"])
+            answer, cached = lookup(metadata["replay_cassette"], metadata["replay_key"])
             priced_as = real_model(model)
             prompt = litellm.token_counter(model=priced_as, messages=messages)
-            completion = litellm.token_counter(model=priced_as, text=answer)
+            tokens = litellm.encode(model=priced_as, text=answer)
+            limit = (kwargs.get("optional_params") or {}).get("max_tokens")
+            finish = "stop"
+            if limit is not None and len(tokens) > limit:  # a provider stops at max_tokens too
+                tokens, finish = tokens[:limit], "length"
+                answer = litellm.decode(model=priced_as, tokens=tokens)
             response = ModelResponse()
             response.choices[0].message.content = answer  # type: ignore[union-attr]
+            response.choices[0].finish_reason = finish
             response.model = f"{PROVIDER}/{priced_as}"
             response.usage = Usage(  # type: ignore[attr-defined]
-                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+                prompt_tokens=prompt,
+                completion_tokens=len(tokens),
+                total_tokens=prompt + len(tokens),
+                prompt_tokens_details=PromptTokensDetailsWrapper(cached_tokens=min(cached, prompt)),
             )
             response._response_ms = (time.monotonic() - started) * 1000
             return response

@@ -6,6 +6,7 @@ import json
 
 from prefect import task
 
+from blocks.budget import Budget
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks.llm import complete
@@ -34,6 +35,7 @@ def review(
     edits: Edits,
     result: TestResult,
     attempt: int,
+    budget: Budget | None = None,
 ) -> Verdict:
     prompt = (
         f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n\n"
@@ -47,6 +49,7 @@ def review(
         attempt=attempt,
         role="reviewer",
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        budget=budget,
         replay_key=f"{ctx.replay_prefix}/review/{attempt}",
     )
     try:

@@ -1,5 +1,6 @@
 """The metered call: every row is priced as litellm prices it, and billed before it is parsed."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from prefect.logging import disable_run_logger
 
 from blocks.ledger import Ledger
 from blocks.model_route import ModelChoice, ModelRoute
+from blocks.pricing import PriceOverride
 from mergemeter.sample import default_route
 from tasks.llm import ProviderError, UnknownPrice, _litellm, complete
 from tasks.models import ChangeContext
@@ -78,35 +80,135 @@ def test_missing_cassette_answer_names_the_key(ledger: Ledger) -> None:
         )
 
 
-def test_model_without_a_price_is_an_error_and_still_recorded(ledger: Ledger) -> None:
+def _unpriced_provider() -> list[int]:
+    """Register a provider litellm has no price for; returns the list its calls append to."""
     litellm = _litellm()
     from litellm import CustomLLM, ModelResponse
+    from litellm.types.utils import Usage
+
+    sent: list[int] = []
 
     class Unpriced(CustomLLM):
         def completion(self, *args, **kwargs) -> ModelResponse:  # type: ignore[no-untyped-def]
+            sent.append(1)
             response = ModelResponse()
             response.choices[0].message.content = "ok"  # type: ignore[union-attr]
+            response.usage = Usage(prompt_tokens=1000, completion_tokens=200, total_tokens=1200)  # type: ignore[attr-defined]
             return response
 
     litellm.custom_provider_map = [
         *[p for p in litellm.custom_provider_map if p["provider"] != "unpriced"],
         {"provider": "unpriced", "custom_handler": Unpriced()},
     ]
+    return sent
+
+
+def _call(ledger: Ledger, route: ModelRoute, change_id: int) -> str:
+    return complete(
+        ledger=ledger,
+        route=route,
+        change_id=change_id,
+        step="implement",
+        attempt=1,
+        role="coder",
+        messages=MESSAGES,
+        replay_key="k",
+    )
+
+
+def test_model_without_a_price_is_refused_before_anything_is_sent(ledger: Ledger) -> None:
+    sent = _unpriced_provider()
     route = ModelRoute(name="x", roles={"coder": ModelChoice(model="unpriced/some-model")})
-    change_id = _change(ledger)
     with pytest.raises(UnknownPrice, match="unpriced/some-model"):
-        complete(
-            ledger=ledger,
-            route=route,
-            change_id=change_id,
-            step="implement",
-            attempt=1,
-            role="coder",
-            messages=MESSAGES,
-            replay_key="k",
-        )
-    [row] = ledger.calls(change_id)
-    assert not row.ok and row.model == "unpriced/some-model"
+        _call(ledger, route, _change(ledger))
+    assert sent == [] and ledger.calls() == []
+
+
+def test_a_route_can_declare_a_model_free(ledger: Ledger) -> None:
+    sent = _unpriced_provider()
+    route = ModelRoute(
+        name="x",
+        roles={"coder": ModelChoice(model="unpriced/some-model")},
+        free_models=["unpriced/some-model"],
+    )
+    assert _call(ledger, route, _change(ledger)) == "ok"
+    [row] = ledger.calls()
+    assert (
+        sent == [1]
+        and row.ok
+        and row.cost_usd == 0
+        and row.price_source.startswith("declared free")
+    )
+
+
+def test_price_override_in_force_on_the_day_of_the_call_is_used(ledger: Ledger) -> None:
+    _unpriced_provider()
+    today = datetime.now(UTC).date()
+    route = ModelRoute(
+        name="x",
+        roles={"coder": ModelChoice(model="unpriced/some-model")},
+        prices=[
+            PriceOverride(
+                model="unpriced/some-model",
+                effective_from=today - timedelta(days=30),
+                input_usd_per_mtok=1.0,
+                output_usd_per_mtok=2.0,
+            ),
+            PriceOverride(
+                model="unpriced/some-model",
+                effective_from=today,
+                input_usd_per_mtok=0.5,
+                output_usd_per_mtok=1.0,
+            ),
+            PriceOverride(
+                model="unpriced/some-model",
+                effective_from=today + timedelta(days=1),
+                input_usd_per_mtok=9.0,
+                output_usd_per_mtok=9.0,
+            ),
+        ],
+    )
+    _call(ledger, route, _change(ledger))
+    [row] = ledger.calls()
+    assert row.cost_usd == pytest.approx(1000 * 0.5e-6 + 200 * 1.0e-6)
+    assert row.price_source == f"route price from {today.isoformat()}"
+
+
+def test_cache_hits_are_billed_at_the_cache_read_price(ledger: Ledger, tmp_path: Path) -> None:
+    litellm = _litellm()
+    cassette = tmp_path / "cassette.yaml"
+    cassette.write_text('"a/b#1":\n  implement:\n    1: {answer: "done", cached_tokens: 12}\n')
+    route = default_route().model_copy(update={"cassette": str(cassette)})
+    complete(
+        ledger=ledger,
+        route=route,
+        change_id=_change(ledger),
+        step="implement",
+        attempt=1,
+        role="coder",
+        messages=MESSAGES,
+        replay_key="a/b#1/implement/1",
+    )
+    [row] = ledger.calls()
+    assert row.cached_tokens == 12 and row.ok and row.reserved_usd == 0
+    from litellm import ModelResponse
+    from litellm.types.utils import PromptTokensDetailsWrapper, Usage
+
+    same = ModelResponse(model="deepseek/deepseek-v4-flash")
+    same.usage = Usage(  # type: ignore[attr-defined]
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.prompt_tokens + row.completion_tokens,
+        prompt_tokens_details=PromptTokensDetailsWrapper(cached_tokens=12),
+    )
+    uncached = ModelResponse(model="deepseek/deepseek-v4-flash")
+    uncached.usage = Usage(  # type: ignore[attr-defined]
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.prompt_tokens + row.completion_tokens,
+    )
+    assert row.cost_usd == pytest.approx(litellm.completion_cost(completion_response=same))
+    assert row.cost_usd < litellm.completion_cost(completion_response=uncached)
 
 
 def test_provider_failure_is_recorded_then_raised(ledger: Ledger) -> None:
