@@ -267,6 +267,22 @@ class Ledger(Block):
                 session.add(item)
                 session.commit()
 
+    def record_compute(
+        self, change_id: int, key: str, seconds: float, usd_per_second: float
+    ) -> None:
+        """Test/CI compute time of a change, priced at ``usd_per_second``."""
+        self.record_cost_item(
+            CostItem(
+                key=f"{change_id}/{key}",
+                change_id=change_id,
+                kind="compute",
+                quantity=seconds,
+                unit="s",
+                amount_usd=seconds * usd_per_second,
+                note=key,
+            )
+        )
+
     def cost_items(self, change_id: int | None = None) -> list[CostItem]:
         with self.session() as session:
             query = select(CostItem).order_by(CostItem.id)  # type: ignore[arg-type]

@@ -12,6 +12,9 @@ from prefect.artifacts import (
 )
 
 from blocks.ledger import Ledger
+from blocks.pricing import Pricing
+from blocks.rollups import rollup
+from mergemeter import report
 
 FLEET_KEY = "cost-per-accepted-change"
 
@@ -72,34 +75,29 @@ def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -
     )
 
 
-def publish_fleet_artifact(ledger: Ledger) -> str:
-    """Update the keyed fleet artifact from the ledger; returns its markdown."""
-    groups = ledger.summary(by="route")
-    totals = ledger.totals()
-    accepted = sum(g.accepted for g in groups)
-    total_cost = sum(g.total_cost_usd for g in groups)
-    overall = total_cost / accepted if accepted else None
+def publish_fleet_artifact(ledger: Ledger, pricing: Pricing | None = None) -> str:
+    """Update the keyed fleet artifact (table + markdown) from the ledger; returns the markdown."""
+    rows, total = rollup(ledger, pricing, by="route")
     replay = (
-        "\n\n_Replay-priced: offline replay model, priced from litellm's price map._"
-        if totals.replay_priced
+        "\n\n_Model figures are replay-priced: offline replay model, litellm's price map._"
+        if ledger.totals().replay_priced
         else ""
     )
-    lines = [
-        f"## Cost per accepted change: {_money(overall)}",
-        "",
-        f"{accepted} accepted of {sum(g.changes for g in groups)} changes; total cost "
-        f"{_money(total_cost)} including rejected and abandoned attempts.",
-        "",
-        "| route | changes | accepted | total cost | cost per accepted change |",
-        "|---|---|---|---|---|",
-    ]
-    for g in groups:
-        lines.append(
-            f"| {g.group} | {g.changes} | {g.accepted} | {_money(g.total_cost_usd)} | "
-            f"{_money(g.cost_per_accepted_change)} |"
-        )
-    markdown = "\n".join(lines) + replay
+    markdown = (
+        f"## Cost per accepted change: {_money(total.cost_per_accepted_change)}\n\n"
+        f"{total.accepted} accepted of {total.changes} changes; total cost {_money(total.total_usd)} "
+        "including rejected and abandoned attempts "
+        f"(model tokens {_money(total.tokens_usd)}, test compute {_money(total.compute_usd)}, "
+        f"human review {_money(total.review_usd)}, GPU {_money(total.gpu_usd)}, "
+        f"subscriptions {_money(total.subscription_usd)}).\n\n"
+        "```\n" + report.table(rows, total, "route", False) + "\n```" + replay
+    )
     create_markdown_artifact(
         key=FLEET_KEY, markdown=markdown, description="Fleet cost per accepted change"
+    )
+    create_table_artifact(
+        key=f"{FLEET_KEY}-table",
+        table=[r.as_dict() for r in [*rows, total]],
+        description="Cost per accepted change by route (last row: all routes)",
     )
     return markdown

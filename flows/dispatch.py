@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from blocks.budget import Budget
 from blocks.ledger import Ledger
 from blocks.local_forge import LocalForge
 from blocks.model_route import ModelRoute
+from blocks.pricing import Pricing
 from flows.artifacts import publish_fleet_artifact
 from flows.resolve import ChangeReport, resolve_issue
 from mergemeter.sample import default_route
@@ -17,6 +19,8 @@ def dispatch(
     forge: LocalForge | None = None,
     route: ModelRoute | None = None,
     ledger: Ledger | None = None,
+    budget: Budget | None = None,
+    pricing: Pricing | None = None,
     label: str = "agent-ready",
     max_attempts: int = 3,
 ) -> list[ChangeReport]:
@@ -33,8 +37,10 @@ def dispatch(
                     forge=forge,
                     route=route,
                     ledger=ledger,
+                    budget=budget,
+                    pricing=pricing,
                     max_attempts=max_attempts,
                 )
             )
-    print(publish_fleet_artifact(ledger))
+    print(publish_fleet_artifact(ledger, pricing))
     return reports

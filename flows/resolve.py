@@ -13,10 +13,11 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from blocks.budget import Budget, BudgetExceeded
-from blocks.ledger import CostItem, Ledger
+from blocks.ledger import Ledger
 from blocks.local_forge import LocalForge
 from blocks.model_route import ModelRoute
 from blocks.pricing import Pricing
+from blocks.rollups import rollup
 from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
 from flows.outcome import announce
 from mergemeter.sample import default_route
@@ -58,22 +59,6 @@ def _feedback(edits: Edits, result: TestResult | None, verdict: Verdict | None) 
     if verdict is not None and not verdict.approved:
         return "The reviewer requested changes:\n" + "\n".join(f"- {r}" for r in verdict.reasons)
     return ""
-
-
-def _record_compute(
-    ledger: Ledger, pricing: Pricing, ctx: ChangeContext, key: str, seconds: float
-) -> None:
-    ledger.record_cost_item(
-        CostItem(
-            key=f"{ctx.change_id}/{key}",
-            change_id=ctx.change_id,
-            kind="compute",
-            quantity=seconds,
-            unit="s",
-            amount_usd=seconds * pricing.compute_usd_per_second,
-            note=key,
-        )
-    )
 
 
 @flow(flow_run_name=_run_name, log_prints=True)
@@ -133,7 +118,8 @@ def resolve_issue(
             if edits.ok:
                 prior = edits.blocks
                 result = run_tests(ctx, forge, edits, attempt)
-                _record_compute(ledger, pricing, ctx, f"test/{attempt}", result.duration_s)
+                rate = pricing.compute_usd_per_second
+                ledger.record_compute(ctx.change_id, f"test/{attempt}", result.duration_s, rate)
                 if result.passed:
                     verdict = review(ctx, route, ledger, the_plan, edits, result, attempt, budget)
                     if verdict.approved:
@@ -145,8 +131,7 @@ def resolve_issue(
         reason = f"not accepted after {attempt} attempts: {feedback}"
         if accepted is not None:
             edits, result, verdict = accepted
-            outcome = merge(ctx, forge, ledger, edits, result, verdict, attempt)
-            _record_compute(ledger, pricing, ctx, "test/merge-result", outcome.test_seconds)
+            outcome = merge(ctx, forge, ledger, pricing, edits, result, verdict, attempt)
             pr_url, pr_number, reason = outcome.pr_url, outcome.pr_number, outcome.reason
             if outcome.merged:
                 status = "accepted"
@@ -163,16 +148,16 @@ def resolve_issue(
         _hand_to_person(forge, ledger, ctx, attempt, status, reason)
     progress.finish()
     publish_change_artifacts(ledger, change.id, pr_url)
-    publish_fleet_artifact(ledger)
-    totals = ledger.totals([change.id])
+    publish_fleet_artifact(ledger, pricing)
+    _, spent = rollup(ledger, pricing, change_ids=[change.id])
     report = ChangeReport(
         ref=issue.ref,
         title=issue.title,
         change_id=change.id,
         status=status,
         attempts=attempt,
-        tokens=totals.prompt_tokens + totals.completion_tokens,
-        cost_usd=totals.cost_usd,
+        tokens=spent.tokens,
+        cost_usd=spent.total_usd,
         pr_number=pr_number,
         reason=reason,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(f"Artifacts: {ui_url(api_url)}/artifacts")
     print(f"Ledger: {ledger.url}   forge: {forge.root_path}")
+    print(f"Report: mergemeter report --ledger {ledger.url} --by route")
     print(f"Demo wall time: {time.monotonic() - started:.1f}s")
     return 0
 
@@ -59,25 +59,17 @@ def _forge(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from blocks.ledger import Ledger
+    from blocks.rollups import rollup, window_start
+    from mergemeter import report
 
     ledger = Ledger(database_url=args.ledger)
-    rows = ledger.summary(by=args.by)
+    rows, total = rollup(ledger, by=args.by, since=window_start(args.since))
     if args.json:
-        print(
-            json.dumps(
-                [
-                    r.model_dump() | {"cost_per_accepted_change": r.cost_per_accepted_change}
-                    for r in rows
-                ]
-            )
-        )
-        return 0
-    print(f"{args.by:<40} {'changes':>8} {'accepted':>8} {'total USD':>10} {'USD/accepted':>12}")
-    for r in rows:
-        per = (
-            f"{r.cost_per_accepted_change:.4f}" if r.cost_per_accepted_change is not None else "n/a"
-        )
-        print(f"{r.group:<40} {r.changes:>8} {r.accepted:>8} {r.total_cost_usd:>10.4f} {per:>12}")
+        print(report.as_json(rows, total))
+    elif args.csv:
+        print(report.as_csv(rows, total), end="")
+    else:
+        print(report.table(rows, total, args.by, ledger.totals().replay_priced))
     return 0
 
 
@@ -114,8 +106,11 @@ def parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="cost per accepted change from the ledger")
     report.add_argument("--ledger", default=None, help="ledger database URL")
-    report.add_argument("--by", choices=["route", "template", "repo"], default="route")
-    report.add_argument("--json", action="store_true")
+    report.add_argument("--by", choices=["route", "template", "repo", "model"], default="route")
+    report.add_argument("--since", default=None, help="ISO date/time, or a span like 7d, 12h")
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable rows")
+    output.add_argument("--csv", action="store_true", help="CSV rows")
     report.set_defaults(run=_report)
 
     serve = commands.add_parser("serve", help="serve the dispatch and resolve_issue deployments")

@@ -14,6 +14,8 @@ import yaml
 from blocks.forge import Issue
 from blocks.ledger import Ledger
 from blocks.local_forge import LocalForge
+from blocks.pricing import Pricing
+from blocks.rollups import rollup
 from flows.resolve import ChangeReport
 from mergemeter.sample import SAMPLE_ISSUES, SAMPLE_REPO
 
@@ -37,8 +39,10 @@ def fresh_demo(folder: Path) -> tuple[LocalForge, Ledger]:
     return forge, Ledger(database_url=f"sqlite:///{folder / 'ledger.db'}")
 
 
-def render_table(reports: list[ChangeReport], ledger: Ledger) -> str:
-    """The per-issue table and the totals, both read back from the ledger."""
+def render_table(
+    reports: list[ChangeReport], ledger: Ledger, pricing: Pricing | None = None
+) -> str:
+    """The per-issue table and the totals, all read back from the ledger."""
     header = (
         f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  title"
     )
@@ -46,23 +50,22 @@ def render_table(reports: list[ChangeReport], ledger: Ledger) -> str:
     ids = [r.change_id for r in reports if r.change_id is not None]
     for change in ledger.changes(ids):
         assert change.id is not None
-        totals = ledger.totals([change.id])
+        _, own = rollup(ledger, pricing, change_ids=[change.id])
         outcome = "accepted" if change.status == "accepted" else "needs-human"
-        tokens = totals.prompt_tokens + totals.completion_tokens
         lines.append(
             f"{change.repo + '#' + str(change.issue):<18} {outcome:<11} {change.attempts:>8} "
-            f"{tokens:>8,} {totals.cost_usd:>11.4f}  {change.title}"
+            f"{own.tokens:>8,} {own.total_usd:>11.4f}  {change.title}"
         )
-    totals = ledger.totals(ids)
-    accepted = sum(1 for c in ledger.changes(ids) if c.status == "accepted")
-    per_change = f"${totals.cost_usd / accepted:.4f}" if accepted else "n/a (nothing accepted)"
-    replay = (
-        " (replay-priced: offline replay model, litellm price map)" if totals.replay_priced else ""
-    )
+    _, total = rollup(ledger, pricing, change_ids=ids)
+    per_change = total.cost_per_accepted_change
+    replay = " (model calls replay-priced: offline replay model, litellm price map)"
     lines += [
         "",
-        f"total cost:                 ${totals.cost_usd:.4f}{replay}",
-        f"accepted changes:           {accepted} of {len(ids)}",
-        f"cost per accepted change:   {per_change}",
+        f"total cost:                 ${total.total_usd:.4f}"
+        f"{replay if ledger.totals(ids).replay_priced else ''}",
+        f"  model tokens ${total.tokens_usd:.4f} + test compute ${total.compute_usd:.4f}",
+        f"accepted changes:           {total.accepted} of {total.changes}",
+        "cost per accepted change:   "
+        + (f"${per_change:.4f}" if per_change is not None else "n/a (nothing accepted)"),
     ]
     return "\n".join(lines)

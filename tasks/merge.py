@@ -15,6 +15,8 @@ from prefect import task
 from blocks import git
 from blocks.forge import AlreadyMerged, BaseMoved, Forge, MergeRefused
 from blocks.ledger import Ledger
+from blocks.pricing import Pricing
+from blocks.rollups import rollup
 from tasks.models import ChangeContext, Edits, MergeOutcome, TestResult, Verdict
 from tasks.workspace import checkout, run_test_command
 
@@ -25,10 +27,15 @@ def branch_name(ctx: ChangeContext) -> str:
 
 
 def cost_line(ledger: Ledger, change_id: int) -> str:
+    """The change's full cost so far, from the ledger (model tokens plus test compute)."""
     totals = ledger.totals([change_id])
+    _, change = rollup(ledger, change_ids=[change_id])
     replay = " (replay-priced)" if totals.replay_priced else ""
     tokens = totals.prompt_tokens + totals.completion_tokens
-    return f"${totals.cost_usd:.4f}{replay} over {totals.calls} model calls, {tokens:,} tokens"
+    return (
+        f"${change.total_usd:.4f}{replay} (model ${change.tokens_usd:.4f}, test compute "
+        f"${change.compute_usd:.4f}) over {totals.calls} model calls, {tokens:,} tokens"
+    )
 
 
 def _retry_when_base_moved(task: Any, task_run: Any, state: Any) -> bool:
@@ -46,6 +53,7 @@ def merge(
     ctx: ChangeContext,
     forge: Forge,
     ledger: Ledger,
+    pricing: Pricing,
     edits: Edits,
     result: TestResult,
     verdict: Verdict,
@@ -85,6 +93,9 @@ def merge(
             )
         on_base = run_test_command(workspace, ctx.test_command)
     outcome.test_seconds = on_base.duration_s
+    ledger.record_compute(
+        ctx.change_id, "test/merge-result", on_base.duration_s, pricing.compute_usd_per_second
+    )
     if not on_base.passed:
         reason = f"tests fail on the merge with the current base:\n{on_base.output_tail}"
         return outcome.model_copy(update={"reason": reason})

@@ -40,7 +40,10 @@ def test_demo_accepts_three_and_hands_one_to_a_person(demo_run) -> None:  # type
 def test_printed_totals_are_the_ledger_totals(demo_run) -> None:  # type: ignore[no-untyped-def]
     _, ledger, reports = demo_run
     table = render_table(reports, ledger)
-    ledger_total = sum(call.cost_usd for call in ledger.calls())
+    model_cost = sum(call.cost_usd for call in ledger.calls())
+    compute_cost = sum(item.amount_usd for item in ledger.cost_items())
+    assert model_cost > 0 and 0 < compute_cost < model_cost
+    ledger_total = model_cost + compute_cost
     printed_total = float(re.search(r"total cost:\s+\$(\d+\.\d+)", table).group(1))  # type: ignore[union-attr]
     printed_per_change = float(
         re.search(r"cost per accepted change:\s+\$(\d+\.\d+)", table).group(1)
@@ -75,8 +78,11 @@ def test_every_closed_issue_carries_its_cost(demo_run) -> None:  # type: ignore[
         issue = forge.get_issue(REPO, int(report.ref.rsplit("#", 1)[1]))
         assert issue.state == "closed"
         [closing] = [c for c in forge.comments(REPO, issue.number) if c.startswith("Resolved by")]
-        cost = ledger.totals([report.change_id]).cost_usd  # type: ignore[list-item]
-        assert f"${cost:.4f} (replay-priced)" in closing
+        change_id = report.change_id
+        model = sum(c.cost_usd for c in ledger.calls(change_id))
+        compute = sum(i.amount_usd for i in ledger.cost_items(change_id))
+        assert f"${model + compute:.4f} (replay-priced)" in closing
+        assert f"model ${model:.4f}, test compute ${compute:.4f}" in closing
         assert f"attempts: {report.attempts}" in closing
 
 
@@ -98,5 +104,6 @@ def test_runs_and_the_fleet_artifact_are_in_prefect(demo_run) -> None:  # type: 
     names = {r.name for r in runs}
     assert f"{REPO}#1 slugify crashes on empty input" in names
     latest = max(artifacts, key=lambda a: a.created)
-    per_change = sum(c.cost_usd for c in ledger.calls()) / 3
+    spent = sum(c.cost_usd for c in ledger.calls()) + sum(i.amount_usd for i in ledger.cost_items())
+    per_change = spent / 3
     assert f"Cost per accepted change: ${per_change:.4f}" in str(latest.data)

@@ -5,6 +5,7 @@ from prefect.logging import disable_run_logger
 from blocks import git
 from blocks.ledger import Ledger
 from blocks.local_forge import LocalForge
+from blocks.pricing import Pricing
 from tasks.edits import EditBlock
 from tasks.merge import merge
 from tasks.models import ChangeContext, Edits, TestResult, Verdict
@@ -44,7 +45,9 @@ def _commit_on_main(forge: LocalForge, path: str, search: str, replace: str) -> 
 
 def _run(ctx: ChangeContext, forge: LocalForge, ledger: Ledger, result: TestResult = GREEN):  # type: ignore[no-untyped-def]
     with disable_run_logger():
-        return merge.fn(ctx, forge, ledger, Edits(ok=True, blocks=[FIX]), result, APPROVED, 1)
+        return merge.fn(
+            ctx, forge, ledger, Pricing(), Edits(ok=True, blocks=[FIX]), result, APPROVED, 1
+        )
 
 
 def test_merge_is_refused_when_tests_failed(demo) -> None:  # type: ignore[no-untyped-def]
