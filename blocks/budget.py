@@ -67,6 +67,12 @@ class Budget(Block):
         default=None, ge=0, description="Token cap per UTC day, all routes."
     )
 
+    alert_change_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Emit a mergemeter.change.costly event when a change's cost goes over this.",
+    )
+
     def check(
         self, session: Session, change: Change, worst_usd: float, worst_tokens: int, now: datetime
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -75,9 +76,12 @@ def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -
     )
 
 
-def publish_fleet_artifact(ledger: Ledger, pricing: Pricing | None = None) -> str:
+def publish_fleet_artifact(
+    ledger: Ledger, pricing: Pricing | None = None, since: datetime | None = None
+) -> str:
     """Update the keyed fleet artifact (table + markdown) from the ledger; returns the markdown."""
-    rows, total = rollup(ledger, pricing, by="route")
+    rows, total = rollup(ledger, pricing, by="route", since=since)
+    window = f"since {since:%Y-%m-%d %H:%M} UTC" if since else "all time"
     replay = (
         "\n\n_Model figures are replay-priced: offline replay model, litellm's price map._"
         if ledger.totals().replay_priced
@@ -85,6 +89,7 @@ def publish_fleet_artifact(ledger: Ledger, pricing: Pricing | None = None) -> st
     )
     markdown = (
         f"## Cost per accepted change: {_money(total.cost_per_accepted_change)}\n\n"
+        f"Window: {window}. "
         f"{total.accepted} accepted of {total.changes} changes; total cost {_money(total.total_usd)} "
         "including rejected and abandoned attempts "
         f"(model tokens {_money(total.tokens_usd)}, test compute {_money(total.compute_usd)}, "

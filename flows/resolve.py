@@ -161,7 +161,7 @@ def resolve_issue(
         pr_number=pr_number,
         reason=reason,
     )
-    announce(report.model_dump(), route.name, run_id)
+    announce(report.model_dump(), route.name, run_id, budget.alert_change_usd if budget else None)
     return report
 
 

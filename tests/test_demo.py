@@ -107,3 +107,52 @@ def test_runs_and_the_fleet_artifact_are_in_prefect(demo_run) -> None:  # type: 
     spent = sum(c.cost_usd for c in ledger.calls()) + sum(i.amount_usd for i in ledger.cost_items())
     per_change = spent / 3
     assert f"Cost per accepted change: ${per_change:.4f}" in str(latest.data)
+
+
+def test_report_command_agrees_with_the_ledger_to_the_cent(demo_run, capsys) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+    import json
+
+    from mergemeter.cli import main
+
+    _, ledger, _ = demo_run
+    spent = sum(c.cost_usd for c in ledger.calls()) + sum(i.amount_usd for i in ledger.cost_items())
+    main(["report", "--ledger", ledger.url, "--by", "route", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert round(data["all"]["total_usd"], 2) == round(spent, 2)
+    assert data["all"]["cost_per_accepted_change"] == pytest.approx(spent / 3, abs=1e-6)
+    assert data["all"]["accepted"] == 3 and data["all"]["changes"] == 4
+    assert data["all"]["attempts_per_accepted_change"] == pytest.approx(4 / 3)
+    [route] = data["groups"]
+    assert route["group"] == default_route().name and route["wasted_usd"] > 0
+
+    main(["report", "--ledger", ledger.url, "--by", "model", "--csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["group"] for r in rows} == {
+        "replay/claude-sonnet-4-5",
+        "replay/deepseek/deepseek-v4-flash",
+        "all",
+    }
+    models = [r for r in rows if r["group"] != "all"]
+    assert sum(float(r["tokens_usd"]) for r in models) == pytest.approx(
+        sum(c.cost_usd for c in ledger.calls()), abs=1e-5
+    )
+
+    main(["report", "--ledger", ledger.url])
+    text = capsys.readouterr().out
+    assert f"{spent / 3:.4f}" in text and "replay-priced" in text
+
+
+def test_runs_are_tagged_with_route_and_outcome(demo_run) -> None:  # type: ignore[no-untyped-def]
+    from prefect import get_client
+
+    async def read():  # type: ignore[no-untyped-def]
+        async with get_client() as client:
+            return await client.read_flow_runs()
+
+    runs = {r.name: r for r in asyncio.run(read())}
+    accepted = runs[f"{REPO}#1 slugify crashes on empty input"]
+    rejected = runs[f"{REPO}#4 wrap() should hyphenate words longer than the width"]
+    assert "outcome:accepted" in accepted.tags and f"route:{default_route().name}" in accepted.tags
+    assert "outcome:rejected" in rejected.tags
