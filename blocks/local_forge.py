@@ -66,6 +66,7 @@ class ForgeComment(SQLModel, table=True):
     repo: str = Column(index=True)
     number: int
     body: str
+    key: str | None = Column(default=None, index=True)
     created_at: datetime = Column(default_factory=_now)
 
 
@@ -391,9 +392,18 @@ class LocalForge(Block):
             )
             session.commit()
 
-    def comment(self, repo: str, number: int, body: str) -> None:
-        with self._session() as session:
-            session.add(ForgeComment(repo=repo, number=number, body=body))
+    def comment(self, repo: str, number: int, body: str, key: str | None = None) -> None:
+        """Comment on an issue or pull request; a comment with the same ``key`` is posted once."""
+        with self._repo_lock(repo), self._session() as session:
+            if key is not None:
+                posted = session.exec(
+                    select(ForgeComment).where(
+                        ForgeComment.repo == repo, ForgeComment.number == number, ForgeComment.key == key
+                    )
+                ).first()
+                if posted is not None:
+                    return
+            session.add(ForgeComment(repo=repo, number=number, body=body, key=key))
             session.commit()
 
     def add_label(self, issue: Issue, label: str) -> None:

@@ -174,4 +174,5 @@ def _hand_to_person(
         ctx.issue.number,
         f"mergemeter could not resolve this ({status}, {branch_name(ctx)}): {reason.splitlines()[0]}\n"
         f"Spent: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}. Labelled `{NEEDS_HUMAN}`.",
+        key=f"change-{ctx.change_id}-handoff",
     )

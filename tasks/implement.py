@@ -12,6 +12,7 @@ from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
+from tasks import faults
 from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
 from tasks.llm import complete
 from tasks.models import ChangeContext, Edits, Plan
@@ -44,6 +45,7 @@ def implement(
     prior_edits: list[EditBlock],
     budget: Budget | None = None,
 ) -> Edits:
+    faults.inject("implement")
     with checkout(forge, ctx.issue.repo, ctx.base_sha, prior_edits) as workspace:
         prompt = (
             f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n"

@@ -17,6 +17,7 @@ from blocks.forge import AlreadyMerged, BaseMoved, Forge, MergeRefused
 from blocks.ledger import Ledger
 from blocks.pricing import Pricing
 from blocks.rollups import rollup
+from tasks import faults
 from tasks.models import ChangeContext, Edits, MergeOutcome, TestResult, Verdict
 from tasks.workspace import checkout, run_test_command
 
@@ -59,6 +60,7 @@ def merge(
     verdict: Verdict,
     attempts: int,
 ) -> MergeOutcome:
+    faults.inject("merge")
     if not (edits.ok and result.passed and verdict.approved):
         return MergeOutcome(
             merged=False, reason="not merged: tests must pass and the review approve"

@@ -10,6 +10,7 @@ from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
+from tasks import faults
 from tasks.llm import complete
 from tasks.models import ChangeContext, Plan
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
@@ -40,6 +41,7 @@ def plan(
     ledger: Ledger,
     budget: Budget | None = None,
 ) -> Plan:
+    faults.inject("plan")
     with checkout(forge, ctx.issue.repo, ctx.base_sha) as workspace:
         files = repository_map(workspace)
     prompt = f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nRepository files:\n{files}"

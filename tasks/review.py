@@ -9,6 +9,7 @@ from prefect import task
 from blocks.budget import Budget
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
+from tasks import faults
 from tasks.llm import complete
 from tasks.models import ChangeContext, Edits, Plan, TestResult, Verdict
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
@@ -37,6 +38,7 @@ def review(
     attempt: int,
     budget: Budget | None = None,
 ) -> Verdict:
+    faults.inject("review")
     prompt = (
         f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n\n"
         f"Tests: {result.passed_count} passed, {result.failed_count} failed.\n\nDiff:\n{edits.diff}"

@@ -95,3 +95,11 @@ def test_closing_a_closed_issue_adds_nothing(forge: LocalForge) -> None:
     forge.close_issue(issue, "fixed again")
     assert forge.get_issue("acme/app", 1).state == "closed"
     assert forge.comments("acme/app", 1) == ["fixed"]
+
+
+def test_a_keyed_comment_is_posted_once(forge: LocalForge) -> None:
+    forge.add_issue("acme/app", "bug")
+    forge.comment("acme/app", 1, "handed over", key="change-1-handoff")
+    forge.comment("acme/app", 1, "handed over", key="change-1-handoff")
+    forge.comment("acme/app", 1, "another note")
+    assert forge.comments("acme/app", 1) == ["handed over", "another note"]

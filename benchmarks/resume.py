@@ -1,0 +1,157 @@
+"""Resume benchmark: a change fails (or its process is killed with SIGKILL) at the start of each
+step, then is retried through Prefect; how many tokens did the retry spend again on steps that had
+already completed? Goal: 0, with one pull request and one merge.
+
+Needs a Prefect server: ``PREFECT_API_URL`` (the demo's server works: run ``make demo`` first).
+Rerun: python -m benchmarks resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from blocks import git
+from blocks.ledger import LLMCall
+from mergemeter.demo import fresh_demo
+from tasks.faults import FAULTS_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ("plan", "implement", "test", "review", "merge")
+REPO = "sample/textkit"
+FIRST_RUN = """
+import sys
+from blocks.ledger import Ledger
+from blocks.local_forge import LocalForge
+from flows.resolve import resolve_issue
+from mergemeter.sample import default_route
+resolve_issue(repo="sample/textkit", number=1, title="slugify crashes on empty input",
+              forge=LocalForge(root=sys.argv[1]), route=default_route(),
+              ledger=Ledger(database_url=sys.argv[2]))
+"""
+
+
+@dataclass
+class ResumeResult:
+    step: str
+    mode: str
+    first_exit: int
+    first_tokens: int
+    first_cost: float
+    retry_tokens: int
+    retry_cost: float
+    respent_tokens: int
+    duplicate_rows: int
+    status: str
+    pull_requests: int
+    merges: int
+    main_green: bool
+
+
+def _tokens(rows: list[LLMCall]) -> int:
+    return sum(r.prompt_tokens + r.completion_tokens for r in rows)
+
+
+def _environment(api_url: str, folder: Path, faults: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(folder / "results"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "MERGEMETER_HOME": str(folder / "home"),
+        FAULTS_ENV: str(faults),
+    }
+
+
+async def _mark_crashed_if_running(flow_run_id: str) -> None:
+    """A killed process leaves its run Running; mark it Crashed as Prefect would, so it can be retried."""
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
+        if run.state is not None and run.state.is_running():
+            await client.set_flow_run_state(
+                flow_run_id, Crashed(message="process killed"), force=True
+            )  # type: ignore[arg-type]
+
+
+def run_scenario(step: str, mode: str, api_url: str, folder: Path) -> ResumeResult:
+    """Fail or kill at the start of ``step``, retry with `prefect flow-run retry`, measure."""
+    forge, ledger = fresh_demo(folder / "demo")
+    faults = folder / "faults.json"
+    faults.write_text(json.dumps({step: mode}))
+    env = _environment(api_url, folder, faults)
+    first = subprocess.run(
+        [sys.executable, "-c", FIRST_RUN, str(forge.root_path), ledger.url],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    before = ledger.calls()
+    [change] = ledger.changes()
+    assert change.flow_run_id, f"the first run left no change row:\n{first.stderr[-2000:]}"
+    os.environ["PREFECT_API_URL"] = api_url
+    asyncio.run(_mark_crashed_if_running(change.flow_run_id))
+    retry = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), "flow-run", "retry", change.flow_run_id,
+         "--entrypoint", "flows/resolve.py:resolve_issue"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    after = ledger.calls()
+    seen = {r.id for r in before}
+    added = [r for r in after if r.id not in seen]
+    done_before = {(r.step, r.attempt) for r in before if r.ok}
+    keys = [(r.step, r.attempt, r.call_index) for r in after]
+    final = ledger.change(change.id)  # type: ignore[arg-type]
+    merges = git.out(forge.bare_path(REPO), "rev-list", "--merges", "main").split()
+    from tasks.workspace import checkout, run_test_command
+
+    with checkout(forge, REPO, "main") as workspace:
+        green = run_test_command(workspace, "python -m pytest -q").passed
+    if final.status != "accepted":
+        raise RuntimeError(
+            f"retry did not finish the change ({final.status}):\n{retry.stdout[-3000:]}{retry.stderr[-3000:]}"
+        )
+    return ResumeResult(
+        step=step, mode=mode, first_exit=first.returncode,
+        first_tokens=_tokens(before), first_cost=sum(r.cost_usd for r in before),
+        retry_tokens=_tokens(added), retry_cost=sum(r.cost_usd for r in added),
+        respent_tokens=_tokens([r for r in added if (r.step, r.attempt) in done_before]),
+        duplicate_rows=len(keys) - len(set(keys)), status=final.status,
+        pull_requests=len(forge.pull_requests(REPO)), merges=len(merges), main_green=green,
+    )  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks resume", description=__doc__)
+    parser.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
+    parser.add_argument("--modes", nargs="*", default=["fail", "kill"], choices=["fail", "kill"])
+    args = parser.parse_args(argv)
+    api_url = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    print("command: python -m benchmarks resume   (Prefect server:", api_url + ")")
+    print(
+        f"{'fault':<16} {'first run':>16} {'retry':>16} {'re-spent':>9} {'PRs':>4} {'merges':>6}  main"
+    )
+    clean = True
+    for mode in args.modes:
+        for step in args.steps:
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix="mm-resume-") as tmp:
+                r = run_scenario(step, mode, api_url, Path(tmp))
+            clean &= (
+                r.respent_tokens == 0 and r.pull_requests == 1 and r.merges == 1 and r.main_green
+            )
+            print(
+                f"{mode + ' at ' + step:<16} {r.first_tokens:>6} tok ${r.first_cost:.4f} "
+                f"{r.retry_tokens:>6} tok ${r.retry_cost:.4f} {r.respent_tokens:>9} {r.pull_requests:>4} "
+                f"{r.merges:>6}  {'green' if r.main_green else 'RED'}   [{time.monotonic() - started:.0f}s]"
+            )
+    return 0 if clean else 1
