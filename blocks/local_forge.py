@@ -398,7 +398,9 @@ class LocalForge(Block):
             if key is not None:
                 posted = session.exec(
                     select(ForgeComment).where(
-                        ForgeComment.repo == repo, ForgeComment.number == number, ForgeComment.key == key
+                        ForgeComment.repo == repo,
+                        ForgeComment.number == number,
+                        ForgeComment.key == key,
                     )
                 ).first()
                 if posted is not None:

@@ -39,11 +39,14 @@ class Progress:
         update_progress_artifact(self.id, progress=100.0)
 
 
-def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -> None:
+def publish_change_artifacts(
+    ledger: Ledger, change_id: int, pr_url: str = "", pricing: Pricing | None = None
+) -> None:
     """The change's calls as a table and its outcome as markdown, both from the ledger."""
     change = ledger.change(change_id)
     calls = ledger.calls(change_id)
     totals = ledger.totals([change_id])
+    _, spent = rollup(ledger, pricing, change_ids=[change_id])  # the full cost, as the CLI shows
     rows = [
         {
             "step": c.step,
@@ -51,6 +54,7 @@ def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -
             "model": c.model,
             "prompt_tokens": c.prompt_tokens,
             "completion_tokens": c.completion_tokens,
+            "cached_tokens": c.cached_tokens,
             "cost_usd": round(c.cost_usd, 6),
             "ok": c.ok,
             "price_source": c.price_source,
@@ -59,17 +63,18 @@ def publish_change_artifacts(ledger: Ledger, change_id: int, pr_url: str = "") -
     ]
     create_table_artifact(table=rows, description=f"Model calls of {change.repo}#{change.issue}")
     replay = (
-        "  \n_All figures are replay-priced (offline replay model)._"
+        "  \n_Model figures are replay-priced (offline replay model)._"
         if totals.replay_priced
         else ""
     )
-    tokens = totals.prompt_tokens + totals.completion_tokens
     create_markdown_artifact(
         markdown=(
             f"### {change.repo}#{change.issue} {change.title}\n\n"
             f"| outcome | attempts | model calls | tokens | cost |\n|---|---|---|---|---|\n"
-            f"| **{change.status}** | {change.attempts} | {totals.calls} | {tokens:,} | "
-            f"{_money(totals.cost_usd)} |\n\n"
+            f"| **{change.status}** | {change.attempts} | {totals.calls} | {spent.tokens:,} | "
+            f"{_money(spent.total_usd)} |\n\n"
+            f"Cost: model tokens {_money(spent.tokens_usd)} + test compute "
+            f"{_money(spent.compute_usd)} + human review {_money(spent.review_usd)}.  \n"
             f"Pull request: {pr_url or 'none'}  \nReason: {change.reason or '-'}{replay}"
         ),
         description=f"Outcome of {change.repo}#{change.issue}",

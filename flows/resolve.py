@@ -147,7 +147,7 @@ def resolve_issue(
     if status != "accepted":
         _hand_to_person(forge, ledger, ctx, attempt, status, reason)
     progress.finish()
-    publish_change_artifacts(ledger, change.id, pr_url)
+    publish_change_artifacts(ledger, change.id, pr_url, pricing)
     publish_fleet_artifact(ledger, pricing)
     _, spent = rollup(ledger, pricing, change_ids=[change.id])
     report = ChangeReport(

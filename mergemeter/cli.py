@@ -76,7 +76,7 @@ def _report(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from deployments.serve import serve_all
 
-    serve_all(interval_s=args.interval)
+    serve_all(interval_s=args.interval, report_interval_s=args.report_interval, only=args.only)
     return 0
 
 
@@ -115,6 +115,15 @@ def parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the dispatch and resolve_issue deployments")
     serve.add_argument("--interval", type=int, default=3600, help="dispatch schedule, seconds")
+    serve.add_argument(
+        "--report-interval", type=int, default=86400, help="report schedule, seconds"
+    )
+    serve.add_argument(
+        "--only",
+        nargs="*",
+        choices=["dispatch", "resolve-issue", "report"],
+        help="serve only these",
+    )
     serve.set_defaults(run=_serve)
     return top
 

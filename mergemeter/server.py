@@ -37,6 +37,8 @@ def ensure_server(log_dir: Path, api_url: str | None = None, wait_s: float = 180
     prefect = Path(sys.executable).with_name("prefect")
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
+    # `--port` does not reach /ui-settings: without these the UI's browser side talks to :4200.
+    env |= {"PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": port or "4200"}
     with open(log_path, "ab") as log:
         subprocess.Popen(
             [str(prefect), "server", "start", "--host", host, "--port", port or "4200"],

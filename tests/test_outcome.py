@@ -46,3 +46,17 @@ def test_costly_change_emits_an_alert_event_with_its_cost(monkeypatch) -> None: 
     sent.clear()
     outcome.announce({**report, "cost_usd": 0.5}, "team", "run-1", alert_usd=1.0)
     assert [e["event"] for e in sent[1:]] == ["mergemeter.change.accepted"]
+
+
+def test_shipped_automation_is_a_valid_prefect_automation() -> None:
+    import uuid
+    from pathlib import Path
+
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    path = Path(__file__).parent.parent / "deployments" / "automations" / "costly-change.yaml"
+    text = path.read_text().replace("NOTIFICATION_BLOCK_ID", str(uuid.uuid4()))
+    [spec] = yaml.safe_load(text)["automations"]
+    automation = AutomationCore.model_validate(spec)
+    assert automation.trigger.expect == {"mergemeter.change.costly"}  # type: ignore[union-attr]
