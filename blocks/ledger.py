@@ -176,6 +176,7 @@ class Ledger(Block):
         flow_run_id: str | None,
         template: str,
         base_sha: str,
+        template_hash: str = "",
     ) -> Change:
         """Open a change; a flow run that is retried gets back the change (and base) it opened."""
         with self.session() as session:
@@ -192,6 +193,7 @@ class Ledger(Block):
                 route=route,
                 flow_run_id=flow_run_id,
                 template=template,
+                template_hash=template_hash,
                 base_sha=base_sha,
             )
             session.add(row)

@@ -13,6 +13,16 @@ from flows.artifacts import publish_fleet_artifact
 from flows.resolve import ChangeReport, resolve_issue
 from mergemeter.sample import default_route
 
+TEMPLATE_LABEL = "template:"
+
+
+def template_for(labels: list[str], default: str) -> str:
+    """An issue labelled `template:bugfix` runs the bugfix template; others run ``default``."""
+    chosen = [
+        label.removeprefix(TEMPLATE_LABEL) for label in labels if label.startswith(TEMPLATE_LABEL)
+    ]
+    return chosen[0] if chosen else default
+
 
 @flow(log_prints=True)
 def dispatch(
@@ -22,9 +32,13 @@ def dispatch(
     budget: Budget | None = None,
     pricing: Pricing | None = None,
     label: str = "agent-ready",
-    max_attempts: int = 3,
+    template: str = "default",
+    max_attempts: int | None = None,
 ) -> list[ChangeReport]:
-    """Resolve every open issue labelled ``label`` on every repository of ``forge``, oldest first."""
+    """Resolve every open issue labelled ``label`` on every repository of ``forge``, oldest first.
+
+    Each issue runs the template its `template:<name>` label names, else ``template``.
+    """
     forge, route, ledger = forge or LocalForge(), route or default_route(), ledger or Ledger()
     reports = []
     for repo in forge.repositories():
@@ -39,6 +53,7 @@ def dispatch(
                     ledger=ledger,
                     budget=budget,
                     pricing=pricing,
+                    template=template_for(issue.labels, template),
                     max_attempts=max_attempts,
                 )
             )

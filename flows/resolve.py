@@ -1,9 +1,11 @@
-"""resolve_issue: one change — plan, then implement ⇄ test ⇄ review up to N attempts, then merge.
+"""resolve_issue: one change, run as its pipeline template says.
 
-A failed test, an edit that does not apply or a rejected review becomes the next attempt's
-feedback. A change that runs out of attempts is recorded as rejected, one that would cross a
-budget as abandoned-budget; either way its issue is labelled for a person. Costs are read back
-from the ledger, never counted here.
+The steps before the fix loop run once (plan, and for bugfixes reproduce); then up to
+`fix_loop.max_attempts` attempts each run the loop's steps (implement ⇄ test ⇄ review, say), a
+failure becoming the next attempt's feedback; then the merge policy: merge, wait for a person's
+approval in the Prefect UI, or open a draft. A change that runs out of attempts is rejected, one
+that would cross a budget is abandoned-budget; either way its issue is labelled for a person.
+Costs are read back from the ledger, never counted here.
 """
 
 from __future__ import annotations
@@ -18,18 +20,14 @@ from blocks.local_forge import LocalForge
 from blocks.model_route import ModelRoute
 from blocks.pricing import Pricing
 from blocks.rollups import rollup
+from flows.approval import wait_for_approval
 from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
 from flows.outcome import announce
+from flows.pipeline import ChangeState, Pipeline, StepFailed, split
+from flows.template import Template, content_hash, find_template, load_template
 from mergemeter.sample import default_route
-from tasks.edits import EditBlock
-from tasks.implement import implement
-from tasks.merge import branch_name, cost_line, merge
-from tasks.models import ChangeContext, Edits, TestResult, Verdict
-from tasks.plan import plan
-from tasks.review import review
-from tasks.run_tests import run_tests
-
-NEEDS_HUMAN = "needs-human"
+from tasks.merge import branch_name, cost_line
+from tasks.models import ChangeContext, MergeOutcome, TestResult
 
 
 class ChangeReport(BaseModel):
@@ -51,14 +49,21 @@ def _run_name() -> str:
     return f"{params['repo']}#{params['number']} {params.get('title', '')}".strip()
 
 
-def _feedback(edits: Edits, result: TestResult | None, verdict: Verdict | None) -> str:
-    if not edits.ok:
-        return f"Your edits did not apply: {edits.error}"
-    if result is not None and not result.passed:
-        return f"The tests failed ({result.failed_count} failed):\n{result.output_tail}"
-    if verdict is not None and not verdict.approved:
-        return "The reviewer requested changes:\n" + "\n".join(f"- {r}" for r in verdict.reasons)
-    return ""
+def _with_template_caps(budget: Budget | None, template: Template) -> Budget | None:
+    """The stricter of the given budget and the template's per-change caps."""
+    if template.budget_usd is None and template.budget_tokens is None:
+        return budget
+    budget = budget or Budget()
+
+    def tighter(a: float | None, b: float | None) -> float | None:
+        return b if a is None else a if b is None else min(a, b)
+
+    return budget.model_copy(
+        update={
+            "per_change_usd": tighter(budget.per_change_usd, template.budget_usd),
+            "per_change_tokens": tighter(budget.per_change_tokens, template.budget_tokens),
+        }
+    )
 
 
 @flow(flow_run_name=_run_name, log_prints=True)
@@ -66,17 +71,23 @@ def resolve_issue(
     repo: str,
     number: int,
     title: str = "",
+    template: str = "default",
     forge: LocalForge | None = None,
     route: ModelRoute | None = None,
     ledger: Ledger | None = None,
     budget: Budget | None = None,
     pricing: Pricing | None = None,
-    max_attempts: int = 3,
-    test_command: str = "python -m pytest -q",
+    max_attempts: int | None = None,
+    test_command: str | None = None,
+    approval_timeout_s: int = 7 * 24 * 3600,
+    approval_poll_s: int = 10,
 ) -> ChangeReport:
-    """Resolve issue ``repo#number`` into one merged pull request, or hand it to a person."""
+    """Resolve issue ``repo#number`` with ``template`` (a shipped name or a YAML path)."""
     forge, route, ledger = forge or LocalForge(), route or default_route(), ledger or Ledger()
     pricing = pricing or Pricing()
+    template_path = find_template(template)
+    pipeline_spec = load_template(template_path)
+    budget = _with_template_caps(budget, pipeline_spec)
     issue = forge.get_issue(repo, number)
     run_id = str(flow_run.id)
     if not forge.claim(issue, run_id):
@@ -89,8 +100,9 @@ def resolve_issue(
         issue.title,
         route.name,
         run_id,
-        template="default",
+        template=pipeline_spec.name,
         base_sha=forge.head_sha(repo),
+        template_hash=content_hash(template_path),
     )
     assert change.id is not None
     ctx = ChangeContext(
@@ -98,56 +110,63 @@ def resolve_issue(
         run_id=run_id,
         issue=issue,
         base_sha=change.base_sha,
-        test_command=test_command,
+        test_command=pipeline_spec.test_command if test_command is None else test_command,
     )
-    progress = Progress(
-        f"{issue.ref}: plan, up to {max_attempts} attempts, merge", steps=max_attempts + 2
+    pipeline = Pipeline(ctx, forge, route, ledger, budget, pricing, pipeline_spec)
+    once, each_attempt = split(pipeline_spec)
+    attempts = max_attempts or pipeline_spec.fix_loop.max_attempts
+    progress = Progress(f"{issue.ref}: {pipeline_spec.outline()}", steps=len(once) + attempts + 1)
+    print(
+        f"{issue.ref}: template {pipeline_spec.name} ({pipeline_spec.outline()}), route {route.name}"
     )
 
-    status, reason, attempt, pr_url, pr_number = "rejected", "", 0, "", None
-    fields: dict[str, object] = {}
+    state = ChangeState()
+    status, reason, attempt, outcome = "rejected", "", 0, MergeOutcome(merged=False)
     try:
-        the_plan = plan(ctx, forge, route, ledger, budget)
-        progress.advance()
-        prior: list[EditBlock] = []
-        feedback = ""
-        accepted: tuple[Edits, TestResult, Verdict] | None = None
-        for attempt in range(1, max_attempts + 1):
-            edits = implement(ctx, forge, route, ledger, the_plan, attempt, feedback, prior, budget)
-            result = verdict = None
-            if edits.ok:
-                prior = edits.blocks
-                result = run_tests(ctx, forge, edits, attempt)
-                rate = pricing.compute_usd_per_second
-                ledger.record_compute(ctx.change_id, f"test/{attempt}", result.duration_s, rate)
-                if result.passed:
-                    verdict = review(ctx, route, ledger, the_plan, edits, result, attempt, budget)
-                    if verdict.approved:
-                        accepted = (edits, result, verdict)
-                        break
-            feedback = _feedback(edits, result, verdict)
+        for step in once:
+            pipeline.run(step, state, 0)
             progress.advance()
-            print(f"{issue.ref} attempt {attempt} not accepted: {feedback.splitlines()[0]}")
-        reason = f"not accepted after {attempt} attempts: {feedback}"
-        if accepted is not None:
-            edits, result, verdict = accepted
-            outcome = merge(ctx, forge, ledger, pricing, edits, result, verdict, attempt)
-            pr_url, pr_number, reason = outcome.pr_url, outcome.pr_number, outcome.reason
-            if outcome.merged:
-                status = "accepted"
-                fields = {
-                    "merged_sha": outcome.merged_sha,
-                    "lines_added": edits.lines_added,
-                    "lines_removed": edits.lines_removed,
-                }
+        accepted = False
+        for attempt in range(1, attempts + 1):
+            try:
+                for step in each_attempt:
+                    pipeline.run(step, state, attempt)
+                accepted = True
+                break
+            except StepFailed as failed:
+                if failed.final:
+                    raise
+                state.feedback = failed.feedback
+                progress.advance()
+                print(
+                    f"{issue.ref} attempt {attempt} not accepted: {failed.feedback.splitlines()[0]}"
+                )
+        reason = f"not accepted after {attempt} attempts: {state.feedback}"
+        if accepted:
+            status, reason, outcome = _merge(
+                pipeline, state, attempt, approval_timeout_s, approval_poll_s
+            )
+    except StepFailed as failed:
+        reason = failed.feedback
     except BudgetExceeded as exc:
         status, reason = "abandoned-budget", f"stopped before a call that could cross the {exc}"
 
-    ledger.finish_change(change.id, status, reason[:4000], attempts=attempt, pr=pr_number, **fields)
-    if status != "accepted":
-        _hand_to_person(forge, ledger, ctx, attempt, status, reason)
+    fields: dict[str, object] = {}
+    if status == "accepted" and state.edits is not None:
+        fields = {
+            "merged_sha": outcome.merged_sha,
+            "lines_added": state.edits.lines_added,
+            "lines_removed": state.edits.lines_removed,
+        }
+    ledger.finish_change(
+        change.id, status, reason[:4000], attempts=attempt, pr=outcome.pr_number, **fields
+    )
+    if status not in ("accepted", "draft"):
+        _hand_to_person(
+            forge, ledger, ctx, attempt, status, reason, pipeline_spec.fix_loop.on_failure
+        )
     progress.finish()
-    publish_change_artifacts(ledger, change.id, pr_url, pricing)
+    publish_change_artifacts(ledger, change.id, outcome.pr_url, pricing)
     publish_fleet_artifact(ledger, pricing)
     _, spent = rollup(ledger, pricing, change_ids=[change.id])
     report = ChangeReport(
@@ -158,21 +177,87 @@ def resolve_issue(
         attempts=attempt,
         tokens=spent.tokens,
         cost_usd=spent.total_usd,
-        pr_number=pr_number,
+        pr_number=outcome.pr_number,
         reason=reason,
     )
     announce(report.model_dump(), route.name, run_id, budget.alert_change_usd if budget else None)
     return report
 
 
+def _merge(
+    pipeline: Pipeline,
+    state: ChangeState,
+    attempt: int,
+    approval_timeout_s: int,
+    approval_poll_s: int,
+) -> tuple[str, str, MergeOutcome]:
+    """Apply the template's merge policy; returns (status, reason, outcome)."""
+    spec, ctx = pipeline.template, pipeline.ctx
+    assert state.edits is not None and state.verdict is not None
+    result = state.result or TestResult(
+        passed=True, exit_code=0, output_tail="this template runs no tests"
+    )
+    merge = pipeline.task(spec.merge_step, 0)
+    args = (
+        ctx,
+        pipeline.forge,
+        pipeline.ledger,
+        pipeline.pricing,
+        state.edits,
+        result,
+        state.verdict,
+        attempt,
+    )
+    policy = spec.merge_policy
+    if policy == "auto" and state.needs_approval:
+        policy = "human-approval"  # protected paths are never merged without a person
+    if policy == "auto":
+        outcome = merge(*args)
+        return (
+            ("accepted", "", outcome) if outcome.merged else ("rejected", outcome.reason, outcome)
+        )
+    opened = merge(*args, open_only=True)
+    if policy == "draft":
+        return (
+            "draft",
+            f"draft pull request {opened.pr_url} opened; the template never merges",
+            opened,
+        )
+    approval = wait_for_approval(
+        pipeline.ledger,
+        pipeline.pricing,
+        ctx.change_id,
+        opened.pr_url,
+        approval_timeout_s,
+        approval_poll_s,
+    )
+    if not approval.approve:
+        assert opened.pr_number is not None
+        pipeline.forge.comment(
+            ctx.issue.repo,
+            opened.pr_number,
+            f"Rejected by the reviewer: {approval.comment}",
+            key=f"change-{ctx.change_id}-rejection",
+        )
+        return "rejected", f"rejected by the reviewer: {approval.comment}", opened
+    outcome = merge(*args)
+    return ("accepted", "", outcome) if outcome.merged else ("rejected", outcome.reason, outcome)
+
+
 def _hand_to_person(
-    forge: LocalForge, ledger: Ledger, ctx: ChangeContext, attempts: int, status: str, reason: str
+    forge: LocalForge,
+    ledger: Ledger,
+    ctx: ChangeContext,
+    attempts: int,
+    status: str,
+    reason: str,
+    label: str,
 ) -> None:
-    forge.add_label(ctx.issue, NEEDS_HUMAN)
+    forge.add_label(ctx.issue, label)
     forge.comment(
         ctx.issue.repo,
         ctx.issue.number,
         f"mergemeter could not resolve this ({status}, {branch_name(ctx)}): {reason.splitlines()[0]}\n"
-        f"Spent: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}. Labelled `{NEEDS_HUMAN}`.",
+        f"Spent: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}. Labelled `{label}`.",
         key=f"change-{ctx.change_id}-handoff",
     )

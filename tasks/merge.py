@@ -59,7 +59,9 @@ def merge(
     result: TestResult,
     verdict: Verdict,
     attempts: int,
+    open_only: bool = False,
 ) -> MergeOutcome:
+    """Merge the approved change; with ``open_only``, push it and open the pull request only."""
     faults.inject("merge")
     if not (edits.ok and result.passed and verdict.approved):
         return MergeOutcome(
@@ -75,6 +77,8 @@ def merge(
     )
     pr = forge.open_pull_request(issue, branch, issue.title, body)
     outcome = MergeOutcome(merged=False, pr_number=pr.number, pr_url=pr.url)
+    if open_only:
+        return outcome.model_copy(update={"reason": "pull request opened, not merged"})
     if pr.state == "merged":
         return _close(
             ctx,
@@ -93,12 +97,13 @@ def merge(
             return outcome.model_copy(
                 update={"reason": f"{branch} conflicts with the current base"}
             )
-        on_base = run_test_command(workspace, ctx.test_command)
-    outcome.test_seconds = on_base.duration_s
-    ledger.record_compute(
-        ctx.change_id, "test/merge-result", on_base.duration_s, pricing.compute_usd_per_second
-    )
-    if not on_base.passed:
+        # A template without tests (docs) has no test command; the merge is still conflict-checked.
+        on_base = run_test_command(workspace, ctx.test_command) if ctx.test_command else None
+    if on_base is not None:
+        outcome.test_seconds = on_base.duration_s
+        rate = pricing.compute_usd_per_second
+        ledger.record_compute(ctx.change_id, "test/merge-result", on_base.duration_s, rate)
+    if on_base is not None and not on_base.passed:
         reason = f"tests fail on the merge with the current base:\n{on_base.output_tail}"
         return outcome.model_copy(update={"reason": reason})
     try:
