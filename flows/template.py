@@ -74,7 +74,7 @@ def _glob(value: str) -> str:
     problem = glob_problem(value)
     if problem:
         raise PydanticCustomError(
-            "glob", "invalid glob {glob!r}: {problem}", {"glob": value, "problem": problem}
+            "glob", "invalid glob '{glob}': {problem}", {"glob": value, "problem": problem}
         )
     return value
 

@@ -73,6 +73,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _template(args: argparse.Namespace) -> int:
+    from flows import template
+
+    if args.template_command == "validate":
+        return template.cmd_validate(args.targets)
+    if args.template_command == "new":
+        return template.cmd_new(args.name, args.dir)
+    if args.template_command == "schema":
+        return template.cmd_schema()
+    return template.cmd_list()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from deployments.serve import serve_all
 
@@ -112,6 +124,19 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="machine-readable rows")
     output.add_argument("--csv", action="store_true", help="CSV rows")
     report.set_defaults(run=_report)
+
+    templates = commands.add_parser("template", help="pipeline templates: list, validate, new")
+    template_commands = templates.add_subparsers(dest="template_command", required=True)
+    template_commands.add_parser("list", help="the shipped templates")
+    validate = template_commands.add_parser(
+        "validate", help="report every problem of template files"
+    )
+    validate.add_argument("targets", nargs="*", help="names or paths (default: all shipped)")
+    new = template_commands.add_parser("new", help="write a commented template to start from")
+    new.add_argument("name")
+    new.add_argument("--dir", default=".", help="folder to write NAME.yaml in")
+    template_commands.add_parser("schema", help="print the JSON Schema (for editor YAML support)")
+    templates.set_defaults(run=_template)
 
     serve = commands.add_parser("serve", help="serve the dispatch and resolve_issue deployments")
     serve.add_argument("--interval", type=int, default=3600, help="dispatch schedule, seconds")

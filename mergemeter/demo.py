@@ -22,10 +22,17 @@ from mergemeter.sample import SAMPLE_ISSUES, SAMPLE_REPO
 
 def seed_forge(forge: LocalForge) -> list[Issue]:
     """Create the sample repository and file the sample issues; returns the issues."""
-    spec = yaml.safe_load(SAMPLE_ISSUES.read_text(encoding="utf-8"))
-    forge.create_repository(spec["repo"], SAMPLE_REPO)
+    forge.create_repository("sample/textkit", SAMPLE_REPO)
+    return file_issues(forge, SAMPLE_ISSUES)
+
+
+def file_issues(forge: LocalForge, path: Path) -> list[Issue]:
+    """File the issues of an issues file (repo, label, issues: title, body, labels)."""
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [
-        forge.add_issue(spec["repo"], item["title"], item["body"], [spec["label"]])
+        forge.add_issue(
+            spec["repo"], item["title"], item["body"], [spec["label"], *item.get("labels", [])]
+        )
         for item in spec["issues"]
     ]
 

@@ -10,6 +10,8 @@ SAMPLE_DIR = Path(__file__).resolve().parent
 SAMPLE_REPO = SAMPLE_DIR / "textkit"
 SAMPLE_ISSUES = SAMPLE_DIR / "issues.yaml"
 SAMPLE_CASSETTE = SAMPLE_DIR / "cassette.yaml"
+TEMPLATE_ISSUES = SAMPLE_DIR / "template_issues.yaml"
+TEMPLATE_CASSETTE = SAMPLE_DIR / "template_cassette.yaml"
 
 
 def default_route() -> ModelRoute:
