@@ -29,7 +29,9 @@ def utcnow() -> datetime:
 
 
 class Change(SQLModel, table=True):
-    """One attempt to resolve one issue into one pull request."""
+    """One attempt to resolve one issue (or one unit of a decomposed issue) into one pull request."""
+
+    __table_args__ = (UniqueConstraint("flow_run_id", "unit"),)
 
     id: int | None = Column(default=None, primary_key=True)
     repo: str = Column(index=True)
@@ -38,7 +40,8 @@ class Change(SQLModel, table=True):
     template: str = "default"
     template_hash: str = ""
     route: str = Column(index=True)
-    flow_run_id: str | None = Column(default=None, unique=True)
+    flow_run_id: str | None = Column(default=None, index=True)
+    unit: int = 0
     base_sha: str = ""
     status: str = "running"  # running / accepted / rejected / abandoned-*
     reason: str = ""
@@ -177,12 +180,15 @@ class Ledger(Block):
         template: str,
         base_sha: str,
         template_hash: str = "",
+        unit: int = 0,
     ) -> Change:
         """Open a change; a flow run that is retried gets back the change (and base) it opened."""
         with self.session() as session:
             if flow_run_id:
+                # The first unit of a decomposed issue reuses the change opened before planning.
+                units = [0, 1] if unit in (0, 1) else [unit]
                 existing = session.exec(
-                    select(Change).where(Change.flow_run_id == flow_run_id)
+                    select(Change).where(Change.flow_run_id == flow_run_id, Change.unit.in_(units))  # type: ignore[attr-defined]
                 ).first()
                 if existing is not None:
                     return existing
@@ -195,6 +201,7 @@ class Ledger(Block):
                 template=template,
                 template_hash=template_hash,
                 base_sha=base_sha,
+                unit=unit,
             )
             session.add(row)
             session.commit()
@@ -292,18 +299,20 @@ class Ledger(Block):
                 query = query.where(CostItem.change_id == change_id)
             return list(session.exec(query))
 
-    def finish_change(
-        self, change_id: int, status: str, reason: str = "", **fields: object
-    ) -> None:
+    def update_change(self, change_id: int, **fields: object) -> None:
         with self.session() as session:
             row = session.get(Change, change_id)
             if row is None:
                 raise KeyError(f"no change {change_id} in the ledger")
-            row.status, row.reason, row.finished_at = status, reason, utcnow()
             for name, value in fields.items():
                 setattr(row, name, value)
             session.add(row)
             session.commit()
+
+    def finish_change(
+        self, change_id: int, status: str, reason: str = "", **fields: object
+    ) -> None:
+        self.update_change(change_id, status=status, reason=reason, finished_at=utcnow(), **fields)
 
     # -- reading ----------------------------------------------------------------------------------
     def change(self, change_id: int) -> Change:

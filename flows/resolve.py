@@ -10,9 +10,13 @@ Costs are read back from the ledger, never counted here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from blocks.budget import Budget, BudgetExceeded
 from blocks.ledger import Ledger
@@ -24,10 +28,10 @@ from flows.approval import wait_for_approval
 from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
 from flows.outcome import announce
 from flows.pipeline import ChangeState, Pipeline, StepFailed, split
-from flows.template import Template, content_hash, find_template, load_template
+from flows.template import Step, Template, content_hash, find_template, load_template
 from mergemeter.sample import default_route
 from tasks.merge import branch_name, cost_line
-from tasks.models import ChangeContext, MergeOutcome, TestResult
+from tasks.models import ChangeContext, MergeOutcome, Plan, TestResult, Unit
 
 
 class ChangeReport(BaseModel):
@@ -42,6 +46,7 @@ class ChangeReport(BaseModel):
     cost_usd: float = 0.0
     pr_number: int | None = None
     reason: str = ""
+    units: list[ChangeReport] = Field(default_factory=list, description="Per unit, if decomposed.")
 
 
 def _run_name() -> str:
@@ -119,69 +124,171 @@ def resolve_issue(
     print(
         f"{issue.ref}: template {pipeline_spec.name} ({pipeline_spec.outline()}), route {route.name}"
     )
+    gate = (approval_timeout_s, approval_poll_s)
 
     state = ChangeState()
-    status, reason, attempt, outcome = "rejected", "", 0, MergeOutcome(merged=False)
-    try:
-        for step in once:
-            pipeline.run(step, state, 0)
-            progress.advance()
-        accepted = False
-        for attempt in range(1, attempts + 1):
-            try:
-                for step in each_attempt:
-                    pipeline.run(step, state, attempt)
-                accepted = True
-                break
-            except StepFailed as failed:
-                if failed.final:
-                    raise
-                state.feedback = failed.feedback
-                progress.advance()
-                print(
-                    f"{issue.ref} attempt {attempt} not accepted: {failed.feedback.splitlines()[0]}"
-                )
-        reason = f"not accepted after {attempt} attempts: {state.feedback}"
-        if accepted:
-            status, reason, outcome = _merge(
-                pipeline, state, attempt, approval_timeout_s, approval_poll_s
-            )
-    except StepFailed as failed:
-        reason = failed.feedback
-    except BudgetExceeded as exc:
-        status, reason = "abandoned-budget", f"stopped before a call that could cross the {exc}"
+    settled = _guarded(_run_once, pipeline, state, once, progress)
+    units = _units(state.plan, pipeline_spec.max_units) if settled is None else []
+    if not units:
+        settled = settled or _guarded(
+            _attempts_and_merge, pipeline, state, each_attempt, attempts, gate
+        )
+        assert settled is not None
+        return _finish(pipeline, change.id, state, settled, progress)
 
+    assert state.plan is not None
+    reports: list[ChangeReport] = []
+    for number, unit in enumerate(units, start=1):
+        unit_change = change if number == 1 else ledger.start_change(
+            repo, number, issue.title, route.name, run_id, template=pipeline_spec.name,
+            base_sha=forge.head_sha(repo), template_hash=change.template_hash, unit=number,
+        )  # fmt: skip
+        assert unit_change.id is not None
+        if number == 1:
+            ledger.update_change(unit_change.id, unit=1)
+        unit_ctx = ctx.model_copy(
+            update={"change_id": unit_change.id, "unit": number, "unit_count": len(units),
+                    "unit_summary": unit.summary, "base_sha": unit_change.base_sha}
+        )  # fmt: skip
+        unit_pipeline = replace(pipeline, ctx=unit_ctx)
+        unit_state = ChangeState(
+            plan=state.plan.for_unit(unit), prior=state.prior if number == 1 else []
+        )
+        print(f"{issue.ref} unit {number}/{len(units)}: {unit.summary}")
+        result = _guarded(
+            _attempts_and_merge, unit_pipeline, unit_state, each_attempt, attempts, gate
+        )
+        assert result is not None
+        reports.append(_finish(unit_pipeline, unit_change.id, unit_state, result, progress))
+        if result.status != "accepted":
+            break  # a unit that fails stops the rest; its issue is already labelled
+    return _combined(reports, len(units))
+
+
+@dataclass
+class Settled:
+    """How a change ended, before it is written down."""
+
+    status: str
+    reason: str
+    attempt: int = 0
+    outcome: MergeOutcome = field(default_factory=lambda: MergeOutcome(merged=False))
+
+
+def _guarded(run: Callable[..., Settled | None], *args: Any) -> Settled | None:
+    """Run steps; a final step failure rejects the change, a budget cap abandons it."""
+    try:
+        return run(*args)
+    except StepFailed as failed:
+        return Settled("rejected", failed.feedback)
+    except BudgetExceeded as exc:
+        return Settled("abandoned-budget", f"stopped before a call that could cross the {exc}")
+
+
+def _run_once(
+    pipeline: Pipeline, state: ChangeState, steps: list[Step], progress: Progress
+) -> None:
+    for step in steps:
+        pipeline.run(step, state, 0)
+        progress.advance()
+
+
+def _attempts_and_merge(
+    pipeline: Pipeline, state: ChangeState, steps: list[Step], attempts: int, gate: tuple[int, int]
+) -> Settled:
+    ref = pipeline.ctx.replay_prefix
+    attempt = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            for step in steps:
+                pipeline.run(step, state, attempt)
+        except StepFailed as failed:
+            if failed.final:
+                raise
+            state.feedback = failed.feedback
+            print(f"{ref} attempt {attempt} not accepted: {failed.feedback.splitlines()[0]}")
+            continue
+        status, reason, outcome = _merge(pipeline, state, attempt, *gate)
+        return Settled(status, reason, attempt, outcome)
+    return Settled("rejected", f"not accepted after {attempt} attempts: {state.feedback}", attempt)
+
+
+def _units(plan: Plan | None, max_units: int) -> list[Unit]:
+    """The plan's units when the template allows decomposing; extra units fold into the last."""
+    if plan is None or max_units < 2 or len(plan.units) < 2:
+        return []
+    units = list(plan.units[:max_units])
+    if len(plan.units) > max_units:
+        rest = plan.units[max_units - 1 :]
+        units[-1] = Unit(
+            summary="; ".join(u.summary for u in rest),
+            files=sorted({f for u in rest for f in u.files}),
+        )
+    return units
+
+
+def _finish(
+    pipeline: Pipeline, change_id: int, state: ChangeState, settled: Settled, progress: Progress
+) -> ChangeReport:
+    """Write the outcome to the ledger and the forge, publish it, and announce it."""
+    ctx, ledger = pipeline.ctx, pipeline.ledger
     fields: dict[str, object] = {}
-    if status == "accepted" and state.edits is not None:
+    if settled.status == "accepted" and state.edits is not None:
         fields = {
-            "merged_sha": outcome.merged_sha,
+            "merged_sha": settled.outcome.merged_sha,
             "lines_added": state.edits.lines_added,
             "lines_removed": state.edits.lines_removed,
         }
     ledger.finish_change(
-        change.id, status, reason[:4000], attempts=attempt, pr=outcome.pr_number, **fields
-    )
-    if status not in ("accepted", "draft"):
+        change_id, settled.status, settled.reason[:4000], attempts=settled.attempt,
+        pr=settled.outcome.pr_number, **fields,
+    )  # fmt: skip
+    if settled.status not in ("accepted", "draft"):
+        label = pipeline.template.fix_loop.on_failure
         _hand_to_person(
-            forge, ledger, ctx, attempt, status, reason, pipeline_spec.fix_loop.on_failure
+            pipeline.forge, ledger, ctx, settled.attempt, settled.status, settled.reason, label
         )
     progress.finish()
-    publish_change_artifacts(ledger, change.id, outcome.pr_url, pricing)
-    publish_fleet_artifact(ledger, pricing)
-    _, spent = rollup(ledger, pricing, change_ids=[change.id])
+    publish_change_artifacts(ledger, change_id, settled.outcome.pr_url, pipeline.pricing)
+    publish_fleet_artifact(ledger, pipeline.pricing)
+    _, spent = rollup(ledger, pipeline.pricing, change_ids=[change_id])
     report = ChangeReport(
-        ref=issue.ref,
-        title=issue.title,
-        change_id=change.id,
-        status=status,
-        attempts=attempt,
+        ref=ctx.issue.ref,
+        title=ctx.issue.title,
+        change_id=change_id,
+        status=settled.status,
+        attempts=settled.attempt,
         tokens=spent.tokens,
         cost_usd=spent.total_usd,
-        pr_number=outcome.pr_number,
-        reason=reason,
+        pr_number=settled.outcome.pr_number,
+        reason=settled.reason,
     )
-    announce(report.model_dump(), route.name, run_id, budget.alert_change_usd if budget else None)
+    budget = pipeline.budget
+    announce(
+        report.model_dump(),
+        pipeline.route.name,
+        ctx.run_id,
+        budget.alert_change_usd if budget else None,
+    )
     return report
+
+
+def _combined(reports: list[ChangeReport], planned: int) -> ChangeReport:
+    """One report for a decomposed issue: accepted only when every planned unit was merged."""
+    failed = next((r for r in reports if r.status != "accepted"), None)
+    last = reports[-1]
+    return last.model_copy(
+        update={
+            "status": "accepted"
+            if failed is None and len(reports) == planned
+            else (failed or last).status,
+            "reason": failed.reason if failed else "",
+            "attempts": sum(r.attempts for r in reports),
+            "tokens": sum(r.tokens for r in reports),
+            "cost_usd": sum(r.cost_usd for r in reports),
+            "units": reports,
+        }
+    )
 
 
 def _merge(

@@ -24,7 +24,8 @@ from tasks.workspace import checkout, run_test_command
 
 def branch_name(ctx: ChangeContext) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", ctx.issue.title.lower()).strip("-")[:40].strip("-")
-    return f"mergemeter/{ctx.issue.number}-{slug}"
+    unit = f"-unit-{ctx.unit}" if ctx.unit else ""
+    return f"mergemeter/{ctx.issue.number}{unit}-{slug}"
 
 
 def cost_line(ledger: Ledger, change_id: int) -> str:
@@ -69,13 +70,20 @@ def merge(
         )
     issue, branch = ctx.issue, branch_name(ctx)
     with checkout(forge, issue.repo, ctx.base_sha, edits.blocks) as workspace:
-        git.commit_all(workspace, f"{issue.title}\n\nResolves #{issue.number}.")
+        unit = f" (unit {ctx.unit} of {ctx.unit_count}: {ctx.unit_summary})" if ctx.unit else ""
+        git.commit_all(workspace, f"{issue.title}{unit}\n\nResolves #{issue.number}.")
         forge.push(workspace, branch)
+    closes = (
+        f"Closes #{issue.number}."
+        if ctx.last_unit
+        else f"Part {ctx.unit} of {ctx.unit_count} of #{issue.number}."
+    )
     body = (
-        f"Closes #{issue.number}.\n\nPlanned, written and reviewed by mergemeter.\n"
+        f"{closes}\n\nPlanned, written and reviewed by mergemeter.\n"
         f"Cost so far: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}."
     )
-    pr = forge.open_pull_request(issue, branch, issue.title, body)
+    title = f"{issue.title} ({ctx.unit}/{ctx.unit_count})" if ctx.unit else issue.title
+    pr = forge.open_pull_request(issue, branch, title, body)
     outcome = MergeOutcome(merged=False, pr_number=pr.number, pr_url=pr.url)
     if open_only:
         return outcome.model_copy(update={"reason": "pull request opened, not merged"})
@@ -122,9 +130,17 @@ def merge(
 def _close(
     ctx: ChangeContext, forge: Forge, ledger: Ledger, outcome: MergeOutcome, attempts: int
 ) -> MergeOutcome:
-    forge.close_issue(
-        ctx.issue,
-        f"Resolved by #{outcome.pr_number} ({(outcome.merged_sha or '')[:10]}). "
-        f"Cost: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}.",
+    note = (
+        f"#{outcome.pr_number} ({(outcome.merged_sha or '')[:10]}). "
+        f"Cost: {cost_line(ledger, ctx.change_id)}; attempts: {attempts}."
     )
+    if ctx.last_unit:
+        forge.close_issue(ctx.issue, f"Resolved by {note}")
+    else:
+        forge.comment(
+            ctx.issue.repo,
+            ctx.issue.number,
+            f"Unit {ctx.unit} of {ctx.unit_count} merged: {note}",
+            key=f"change-{ctx.change_id}-unit-merged",
+        )
     return outcome

@@ -19,16 +19,41 @@ class ChangeContext(BaseModel):
     issue: Issue = Field(description="The issue being resolved, as read when the change began.")
     base_sha: str = Field(description="Base commit the change starts from.")
     test_command: str = Field(description="Command that runs the repository's tests.")
+    unit: int = Field(
+        default=0, description="Unit number of a decomposed issue (0: not decomposed)."
+    )
+    unit_count: int = Field(default=1, description="How many units the issue was decomposed into.")
+    unit_summary: str = Field(default="", description="What this unit does.")
 
     @property
     def replay_prefix(self) -> str:
-        return self.issue.ref
+        return self.issue.ref if not self.unit else f"{self.issue.ref}.u{self.unit}"
+
+    @property
+    def last_unit(self) -> bool:
+        return self.unit == self.unit_count or not self.unit
+
+
+class Unit(BaseModel):
+    """One small, separately merged part of a decomposed issue."""
+
+    summary: str = Field(description="What this unit changes.")
+    files: list[str] = Field(default_factory=list, description="Files it reads and touches.")
 
 
 class Plan(BaseModel):
     summary: str = Field(description="What the change will do, in a sentence or two.")
     files: list[str] = Field(default_factory=list, description="Files to read and touch.")
     acceptance: list[str] = Field(default_factory=list, description="How to tell it is done.")
+    units: list[Unit] = Field(
+        default_factory=list, description="Ordered units, when the issue is better done in parts."
+    )
+
+    def for_unit(self, unit: Unit) -> Plan:
+        """The plan narrowed to one unit (what its implement step sees)."""
+        return self.model_copy(
+            update={"summary": unit.summary, "files": unit.files or self.files, "units": []}
+        )
 
 
 class Edits(BaseModel):

@@ -18,7 +18,9 @@ from tasks.workspace import checkout, repository_map
 
 SYSTEM = (
     "You plan one small, reviewable change that resolves a GitHub issue. Answer with JSON only: "
-    '{"summary": str, "files": [paths to read and change], "acceptance": [checks]}.'
+    '{"summary": str, "files": [paths to read and change], "acceptance": [checks], '
+    '"units": [{"summary": str, "files": [paths]}]}. Give units only when the issue is best '
+    "done as several small pull requests, in the order they must merge."
 )
 
 

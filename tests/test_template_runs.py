@@ -110,3 +110,25 @@ def test_draft_policy_opens_a_pull_request_and_never_merges(
 def test_an_issue_label_chooses_its_template() -> None:
     assert template_for(["agent-ready", "template:docs"], "default") == "docs"
     assert template_for(["agent-ready"], "default") == "default"
+
+
+def test_a_decomposed_issue_becomes_several_merged_pull_requests_and_one_closed_issue(
+    forge_with_template_issues,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    forge, ledger, route = forge_with_template_issues
+    template = _variant(tmp_path, "in-parts", **{"max_units: 1": "max_units: 3"})
+    report = resolve_issue(
+        repo=REPO, number=9, template=str(template), forge=forge, route=route, ledger=ledger
+    )
+    assert report.status == "accepted", report.reason
+    assert [u.status for u in report.units] == ["accepted", "accepted"]
+    changes = ledger.changes([u.change_id for u in report.units])  # type: ignore[misc]
+    assert [c.unit for c in changes] == [1, 2] and len({c.id for c in changes}) == 2
+    prs = forge.pull_requests(REPO)
+    assert [pr.state for pr in prs] == ["merged", "merged"]
+    assert forge.get_issue(REPO, 9).state == "closed"
+    assert any(c.startswith("Unit 1 of 2 merged") for c in forge.comments(REPO, 9))
+    assert "number < 1" in _main_file(forge, "textkit/roman.py")
+    assert "if not words:" in _main_file(forge, "textkit/slug.py")
+    assert report.cost_usd == pytest.approx(sum(u.cost_usd for u in report.units))
