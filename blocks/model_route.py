@@ -10,6 +10,7 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
 from blocks.pricing import PriceOverride
+from blocks.routing import Candidate, RoutePolicy
 
 ROLES = ("planner", "coder", "reviewer")
 
@@ -44,7 +45,15 @@ class ModelRoute(Block):
     _description = "Maps each pipeline role to a litellm model (and optional endpoint)."
 
     name: str = Field(description="Route (team) name, used to group costs in reports.")
-    roles: dict[str, ModelChoice] = Field(description="Role name -> model.")
+    roles: dict[str, ModelChoice] = Field(
+        default_factory=dict, description="Role name -> one model (simple routes)."
+    )
+    candidates: dict[str, list[Candidate]] = Field(
+        default_factory=dict,
+        description="Role name -> ordered candidates with tier, strength and window "
+        "(blocks/routing.py); wins over `roles` for that role.",
+    )
+    policy: RoutePolicy = Field(default_factory=RoutePolicy, description="Routing policy settings.")
     cassette: str | None = Field(
         default=None, description="Cassette file answering for replay/ models (offline runs)."
     )
@@ -57,12 +66,25 @@ class ModelRoute(Block):
         description="Models declared free (e.g. self-hosted, costed by GPU time instead).",
     )
 
+    def candidates_for(self, role: str) -> tuple[list[Candidate], RoutePolicy]:
+        """The candidates for ``role`` and the policy to choose among them.
+
+        A role given as one model in `roles` is one hosted candidate of full strength whose
+        context window, when litellm does not know it, is left to the provider to enforce.
+        """
+        if role in self.candidates:
+            return self.candidates[role], self.policy
+        choice = self.for_role(role)
+        single = Candidate(model=choice.model, api_base=choice.api_base, tier="hosted", strength=10)
+        return [single], self.policy.model_copy(update={"require_known_window": False})
+
     def for_role(self, role: str) -> ModelChoice:
         try:
             return self.roles[role]
         except KeyError:
             raise UnknownRole(
-                f"route {self.name!r} has no model for role {role!r}; roles: {sorted(self.roles)}"
+                f"route {self.name!r} has no model for role {role!r}; "
+                f"roles: {sorted({*self.roles, *self.candidates})}"
             ) from None
 
 

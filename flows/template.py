@@ -7,23 +7,20 @@ change may or may not touch, and a budget. ``resolve_issue`` interprets it.
 
 ``validate_file`` reports every problem of a file at once, each with the field path and the
 line it is on; ``load_template`` returns a ``Template`` or raises ``TemplateError`` listing them.
-The ``cmd_*`` functions are the ``mergemeter template`` commands.
+
+This module holds the schema and checks files against it; the rest is re-exported here from
+``flows/globs.py``, ``flows/template_problems.py`` (``Problem``, cross-field checks, YAML lines),
+``flows/template_files.py`` (finding, listing, hashing files) and ``flows/template_cli.py`` (the
+``mergemeter template`` commands, the scaffold; it imports this module, so resolved lazily).
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import json
 import re
-import textwrap
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,16 +31,39 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from flows.globs import glob_problem, match_glob
+from flows.template_files import TemplateInfo as TemplateInfo
+from flows.template_files import TemplateNotFound as TemplateNotFound
+from flows.template_files import content_hash as content_hash
+from flows.template_files import find_template as find_template
+from flows.template_files import list_templates as list_templates
+from flows.template_files import template_dir as template_dir
+from flows.template_problems import (
+    DEFAULT_TEST_COMMAND,
+    Loc,
+    Problem,
+    TemplateError,
+    _did_you_mean,
+    _duplicate_keys,
+    _line_of,
+    _parse,
+    cross_field_problems,
+    format_location,
+)
+from flows.template_problems import MERGE_KIND as MERGE_KIND
+from flows.template_problems import TEST_COMMAND_KINDS as TEST_COMMAND_KINDS
 from tasks import registry
 
-Loc = tuple[str | int, ...]
+if TYPE_CHECKING:  # at run time, __getattr__ (at the end) imports them when first asked for
+    from flows.template_cli import cmd_list as cmd_list
+    from flows.template_cli import cmd_new as cmd_new
+    from flows.template_cli import cmd_schema as cmd_schema
+    from flows.template_cli import cmd_validate as cmd_validate
+    from flows.template_cli import render_yaml as render_yaml
+    from flows.template_cli import scaffold as scaffold
 
 SLUG = re.compile(r"^[a-z][a-z0-9_-]*$")
-MERGE_KIND = "merge"
-# Kinds that run the template's test command, so it must not be empty when one is present.
-TEST_COMMAND_KINDS = frozenset({"test", "reproduce"})
 # Passed as validation context by validate_file, which runs the cross-field checks itself so
 # that they are reported together with the field errors rather than only after them.
 _DEFER_CROSS_CHECKS = "defer_cross_checks"
@@ -83,98 +103,6 @@ Slug = Annotated[str, AfterValidator(_slug)]
 Kind = Annotated[str, AfterValidator(_known_kind)]
 Glob = Annotated[str, AfterValidator(_glob)]
 Delay = Annotated[float, Field(ge=0)]
-
-
-# --- globs -------------------------------------------------------------------------------------
-
-
-def glob_problem(pattern: str) -> str | None:
-    """Why ``pattern`` is not a usable path glob, or None if it is.
-
-    Globs are relative to the repository root and use '/': ``*`` and ``?`` stay within one
-    path segment, ``[...]`` is a character class (``[!...]`` negated), and ``**`` as a whole
-    segment spans any number of directories (``docs/**``, ``**/*.md``; ``**/`` may match none).
-    """
-    if not pattern.strip():
-        return "it is empty"
-    if pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", pattern):
-        return "it must be relative to the repository root"
-    if "\\" in pattern:
-        return "use '/' to separate directories"
-    segments = pattern.split("/")
-    if ".." in segments:
-        return "it must not contain '..'"
-    if pattern.endswith("/"):
-        return f"it ends with '/'; write '{pattern}**' for everything under that directory"
-    if "" in segments:
-        return "it has an empty path segment ('//')"
-    for segment in segments:
-        if "**" in segment and segment != "**":
-            return "'**' must be a whole path segment, as in 'docs/**' or '**/*.md'"
-    try:
-        _glob_regex(pattern)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def match_glob(pattern: str, path: str) -> bool:
-    """Whether repository-relative ``path`` matches glob ``pattern`` (see ``glob_problem``)."""
-    path = path.removeprefix("./")
-    return _glob_regex(pattern).fullmatch(path) is not None
-
-
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    segments = pattern.split("/")
-    parts: list[str] = []
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == "**":
-            parts.append(".*" if last else "(?:[^/]+/)*")
-        else:
-            parts.append(_segment_regex(segment) + ("" if last else "/"))
-    try:
-        return re.compile("".join(parts))
-    except re.error as exc:
-        raise ValueError(f"bad character class ({exc.msg})") from exc
-
-
-def _segment_regex(segment: str) -> str:
-    out: list[str] = []
-    i, n = 0, len(segment)
-    while i < n:
-        char = segment[i]
-        i += 1
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = _class_end(segment, i)
-            body = segment[i:end].replace("\\", "\\\\")
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            elif body.startswith("^"):
-                body = "\\" + body
-            out.append(f"[{body}]")
-            i = end + 1
-        else:
-            out.append(re.escape(char))
-    return "".join(out)
-
-
-def _class_end(segment: str, start: int) -> int:
-    """Index of the ']' closing a class whose body starts at ``start`` (fnmatch's rules)."""
-    j = start
-    if j < len(segment) and segment[j] == "!":
-        j += 1
-    if j < len(segment) and segment[j] == "]":
-        j += 1
-    end = segment.find("]", j)
-    if end < 0:
-        raise ValueError("unbalanced '[' (write '[[]' for a literal '[')")
-    return end
 
 
 # --- the schema --------------------------------------------------------------------------------
@@ -285,7 +213,7 @@ class Template(BaseModel):
     )
     fix_loop: FixLoop = Field(description="Which steps repeat after a failure, and how often.")
     test_command: str = Field(
-        default="python -m pytest -q",
+        default=DEFAULT_TEST_COMMAND,
         description="Command that runs the repository's tests in the sandbox; may be empty only "
         "if no step runs tests.",
     )
@@ -366,254 +294,7 @@ class Template(BaseModel):
         return text
 
 
-# --- cross-field checks (on raw data, so they run even when some fields are malformed) ---------
-
-
-def cross_field_problems(data: Any) -> list[tuple[Loc, str]]:
-    """Problems between fields: step ids, the merge step, the fix loop, the test command."""
-    if not isinstance(data, dict):
-        return []
-    steps = data.get("steps")
-    steps = [s if isinstance(s, dict) else {} for s in steps] if isinstance(steps, list) else []
-    return [
-        *_duplicate_step_ids(steps),
-        *_merge_step_problems(steps),
-        *_fix_loop_problems(data.get("fix_loop"), steps),
-        *_test_command_problems(data, steps),
-    ]
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _duplicate_step_ids(steps: list[dict[str, Any]]) -> list[tuple[Loc, str]]:
-    first: dict[str, int] = {}
-    problems: list[tuple[Loc, str]] = []
-    for index, step in enumerate(steps):
-        step_id = _text(step.get("id"))
-        if step_id is None:
-            continue
-        if step_id in first:
-            problems.append(
-                (
-                    ("steps", index, "id"),
-                    f"step id {step_id!r} is already used by steps[{first[step_id]}]",
-                )
-            )
-        else:
-            first[step_id] = index
-    return problems
-
-
-def _merge_step_problems(steps: list[dict[str, Any]]) -> list[tuple[Loc, str]]:
-    if not steps:
-        return []
-    merges = [i for i, step in enumerate(steps) if step.get("kind") == MERGE_KIND]
-    if not merges:
-        return [
-            (("steps",), f"no step has kind {MERGE_KIND!r}; the last step must merge the change")
-        ]
-    problems: list[tuple[Loc, str]] = [
-        (("steps", i, "kind"), f"only one merge step is allowed; steps[{merges[0]}] merges already")
-        for i in merges[1:]
-    ]
-    if merges[0] != len(steps) - 1 and len(merges) == 1:
-        problems.append((("steps", merges[0], "kind"), "the merge step must be the last step"))
-    return problems
-
-
-def _fix_loop_problems(fix_loop: Any, steps: list[dict[str, Any]]) -> list[tuple[Loc, str]]:
-    if not isinstance(fix_loop, dict) or not isinstance(fix_loop.get("repeat"), list):
-        return []
-    ids = [step_id for step in steps if (step_id := _text(step.get("id"))) is not None]
-    merge_ids = {_text(s.get("id")) for s in steps if s.get("kind") == MERGE_KIND}
-    problems: list[tuple[Loc, str]] = []
-    seen: list[str] = []
-    for index, name in enumerate(fix_loop["repeat"]):
-        loc: Loc = ("fix_loop", "repeat", index)
-        if not isinstance(name, str):
-            continue  # a type error, which the schema reports
-        if name not in ids:
-            problems.append(
-                (
-                    loc,
-                    f"{name!r} is not a step id{_did_you_mean(name, ids)}; step ids: {', '.join(ids)}",
-                )
-            )
-        elif name in merge_ids:
-            problems.append((loc, f"{name!r} is the merge step, which runs once and cannot repeat"))
-        elif name in seen:
-            problems.append((loc, f"{name!r} is listed twice"))
-        else:
-            seen.append(name)
-    if seen != sorted(seen, key=ids.index):
-        problems.append(
-            (
-                ("fix_loop", "repeat"),
-                f"list the steps in the order they run: {', '.join(sorted(seen, key=ids.index))}",
-            )
-        )
-    return problems
-
-
-def _test_command_problems(
-    data: dict[str, Any], steps: list[dict[str, Any]]
-) -> list[tuple[Loc, str]]:
-    command = data.get("test_command", Template.model_fields["test_command"].default)
-    if not isinstance(command, str) or command.strip():
-        return []
-    users = [_text(s.get("id")) or "?" for s in steps if s.get("kind") in TEST_COMMAND_KINDS]
-    if not users:
-        return []
-    return [
-        (
-            ("test_command",),
-            f"is empty, but step(s) {', '.join(users)} run the tests; set the command or remove those steps",
-        )
-    ]
-
-
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# --- problems and where they are -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a template file, where it is and what is wrong."""
-
-    location: str  # field path such as "steps[2].kind" or "fix_loop.repeat[0]"; "" for the file
-    line: int  # 1-based line in the YAML file
-    message: str
-
-    def format(self, path: str | Path) -> str:
-        """``file:line: location: message``, as compilers and editors expect."""
-        where = f"{self.location}: " if self.location else ""
-        return f"{path}:{self.line}: {where}{self.message}"
-
-
-class TemplateError(ValueError):
-    """A template file has problems; ``problems`` lists all of them."""
-
-    def __init__(self, problems: list[Problem], path: str | Path = "<template>") -> None:
-        self.problems = problems
-        self.path = Path(path)
-        super().__init__("\n".join(problem.format(path) for problem in problems))
-
-
-class TemplateNotFound(LookupError):
-    """No template file by that name or path."""
-
-
-def format_location(loc: Loc) -> str:
-    """``("steps", 2, "kind")`` as ``steps[2].kind``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-def _line_of(root: Node, loc: Loc) -> int:
-    """Line of the deepest node along ``loc`` (a missing key points at its parent)."""
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        found = _child(node, part)
-        if found is None:
-            break
-        line, node = found
-    return line
-
-
-def _child(node: Node, part: str | int) -> tuple[int, Node] | None:
-    if isinstance(node, MappingNode) and isinstance(part, str):
-        for key, value in reversed(node.value):  # the last duplicate is the one YAML keeps
-            if isinstance(key, ScalarNode) and key.value == part:
-                return key.start_mark.line + 1, value
-    if isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        item = node.value[part]
-        return item.start_mark.line + 1, item
-    return None
-
-
-def _duplicate_keys(node: Node, loc: Loc = ()) -> list[Problem]:
-    problems: list[Problem] = []
-    if isinstance(node, MappingNode):
-        first: dict[str, int] = {}
-        for key, value in node.value:
-            name = key.value if isinstance(key, ScalarNode) else None
-            line = key.start_mark.line + 1
-            if name in first:
-                problems.append(
-                    Problem(
-                        format_location((*loc, name)),
-                        line,
-                        f"{name!r} appears twice (first on line {first[name]}); YAML keeps only the last",
-                    )
-                )
-            elif name is not None:
-                first[name] = line
-            problems += _duplicate_keys(value, (*loc, name) if name is not None else loc)
-    elif isinstance(node, SequenceNode):
-        for index, item in enumerate(node.value):
-            problems += _duplicate_keys(item, (*loc, index))
-    return problems
-
-
-def _pydantic_message(error: Any) -> str:
-    kind, loc = error["type"], error["loc"]
-    if kind == "missing":
-        return f"missing required field {loc[-1]!r}" if loc else "missing required fields"
-    if kind == "extra_forbidden":
-        valid = sorted(_model_at(loc[:-1]).model_fields)
-        name = str(loc[-1])
-        return (
-            f"unknown field {name!r}{_did_you_mean(name, valid)}; valid fields: {', '.join(valid)}"
-        )
-    message = str(error["msg"])
-    if kind in {"slug", "unknown_task_kind", "glob"}:
-        return message
-    message = message.removeprefix("Input ").removeprefix("Value error, ")
-    value = error.get("input")
-    if isinstance(value, str | int | float | bool) or value is None:
-        message += f" (got {value!r})"
-    return message
-
-
-def _model_at(loc: Loc) -> type[BaseModel]:
-    """The model whose fields live at ``loc`` (for listing the valid field names)."""
-    named = [part for part in loc if isinstance(part, str)]
-    return {(): Template, ("steps",): Step, ("fix_loop",): FixLoop}.get(tuple(named), Template)
-
-
-# --- files -------------------------------------------------------------------------------------
-
-
-def _parse(text: str) -> tuple[Node | None, Any, list[Problem]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        return None, None, [_syntax_problem(exc)]
-    except yaml.YAMLError as exc:
-        return None, None, [Problem("", 1, f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    return node, data, []
-
-
-def _syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:
-    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
-    line = mark.line + 1 if mark else 1
-    detail = str(exc.problem)
-    if exc.context:
-        started = f" on line {context.line + 1}" if context and context.line + 1 != line else ""
-        detail = f"{exc.context}{started}, {detail}"
-    return Problem("", line, f"invalid YAML: {detail}")
+# --- checking a file against the schema ------------------------------------------------------
 
 
 def check_text(text: str, file_stem: str | None = None) -> tuple[Template | None, list[Problem]]:
@@ -674,27 +355,30 @@ def _check_file(path: Path) -> tuple[Template | None, list[Problem]]:
     return check_text(text, file_stem=path.stem)
 
 
-def template_dir() -> Path:
-    """The folder of the shipped templates."""
-    return Path(__file__).parent / "templates"
-
-
-def find_template(name_or_path: str | Path) -> Path:
-    """The file of a shipped template by name (``"bugfix"``), or a path to a template file."""
-    text = str(name_or_path)
-    if isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml")):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise TemplateNotFound(f"no template file {path}")
-        return path
-    path = template_dir() / f"{text}.yaml"
-    if not path.is_file():
-        names = [info.name for info in list_templates()]
-        raise TemplateNotFound(
-            f"no template named {text!r}{_did_you_mean(text, names)}; "
-            f"shipped templates: {', '.join(names)} (or give the path of a .yaml file)"
+def _pydantic_message(error: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return f"missing required field {loc[-1]!r}" if loc else "missing required fields"
+    if kind == "extra_forbidden":
+        valid = sorted(_model_at(loc[:-1]).model_fields)
+        name = str(loc[-1])
+        return (
+            f"unknown field {name!r}{_did_you_mean(name, valid)}; valid fields: {', '.join(valid)}"
         )
-    return path
+    message = str(error["msg"])
+    if kind in {"slug", "unknown_task_kind", "glob"}:
+        return message
+    message = message.removeprefix("Input ").removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool) or value is None:
+        message += f" (got {value!r})"
+    return message
+
+
+def _model_at(loc: Loc) -> type[BaseModel]:
+    """The model whose fields live at ``loc`` (for listing the valid field names)."""
+    named = [part for part in loc if isinstance(part, str)]
+    return {(): Template, ("steps",): Step, ("fix_loop",): FixLoop}.get(tuple(named), Template)
 
 
 def load_template(name_or_path: str | Path) -> Template:
@@ -706,159 +390,19 @@ def load_template(name_or_path: str | Path) -> Template:
     return template
 
 
-def content_hash(path: str | Path) -> str:
-    """SHA-256 of the template file's bytes (hex), recorded on each change it runs."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+# --- names defined in flows/template_cli.py ----------------------------------------------------
+
+_CLI_NAMES = ("cmd_list", "cmd_new", "cmd_schema", "cmd_validate", "render_yaml", "scaffold")
 
 
-class TemplateInfo(NamedTuple):
-    """A shipped template as listed: its name, description and file."""
+def __getattr__(name: str) -> Any:
+    """``cmd_*``, ``scaffold`` and ``render_yaml`` from ``flows.template_cli``, which imports us."""
+    if name in _CLI_NAMES:
+        from flows import template_cli
 
-    name: str
-    description: str
-    path: Path
-
-
-def list_templates() -> list[TemplateInfo]:
-    """The shipped templates, by name; a file that does not parse is listed with a note."""
-    infos = []
-    for path in sorted(template_dir().glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            description = str(data.get("description", "")) if isinstance(data, dict) else ""
-        except (OSError, yaml.YAMLError):
-            description = "(does not parse; run `mergemeter template validate` on it)"
-        infos.append(TemplateInfo(path.stem, description, path))
-    return infos
+        return getattr(template_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# --- scaffolding -------------------------------------------------------------------------------
-
-
-def scaffold(name: str, dest_dir: str | Path) -> Path:
-    """Write ``dest_dir/name.yaml``: the default pipeline under a new name, every field explained."""
-    if not SLUG.match(name):
-        raise ValueError(
-            f"template name {name!r} must be lower-case letters, digits, '-' or '_', starting with a letter"
-        )
-    path = Path(dest_dir) / f"{name}.yaml"
-    if path.exists():
-        raise FileExistsError(f"{path} already exists")
-    base = load_template("default")
-    template = base.model_copy(
-        update={
-            "name": name,
-            "version": 1,
-            "description": f"{name}: describe the work this pipeline is for.",
-        }
-    )
-    text = render_yaml(template)
-    if check_text(text, file_stem=name)[1]:  # a bug here, never the user's doing
-        raise TemplateError(check_text(text, file_stem=name)[1], path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def render_yaml(template: Template) -> str:
-    """``template`` as YAML with each field's description as a comment above it."""
-    data = template.model_dump(mode="json")
-    data["steps"] = [step.model_dump(mode="json", exclude_defaults=True) for step in template.steps]
-    lines = [
-        f"# mergemeter pipeline template {template.name!r}: {template.outline()}",
-        f"# Check it with: mergemeter template validate {template.name}.yaml",
-        "",
-    ]
-    for field_name, field in Template.model_fields.items():
-        lines += _comment(field.description or "")
-        if field_name == "steps":
-            lines += _comment_fields(Step, extra=f"kinds: {', '.join(registry.kind_names())}")
-        elif field_name == "fix_loop":
-            lines += _comment_fields(FixLoop)
-        dumped = yaml.dump(
-            {field_name: data[field_name]}, Dumper=_Dumper, sort_keys=False, width=100
-        )
-        lines += [dumped.rstrip(), ""]
-    return "\n".join(lines)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, except that a list of scalars stays on one line: ``repeat: [a, b]``."""
-
-    def represent_list(self, data: list[Any]) -> yaml.SequenceNode:
-        flow = all(not isinstance(item, dict | list) for item in data)
-        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_Dumper.add_representer(list, _Dumper.represent_list)
-
-
-def _comment(text: str, indent: str = "") -> list[str]:
-    return [f"# {indent}{line}" for line in textwrap.wrap(text, 96 - len(indent))]
-
-
-def _comment_fields(model: type[BaseModel], extra: str = "") -> list[str]:
-    lines = []
-    for name, field in model.model_fields.items():
-        lines += _comment(f"{name}: {field.description}", indent="  ")
-    return lines + (_comment(extra, indent="  ") if extra else [])
-
-
-# --- commands ----------------------------------------------------------------------------------
-
-
-def cmd_validate(targets: Sequence[str] = ()) -> int:
-    """``mergemeter template validate [NAME|PATH ...]``: every problem of each; all shipped if none."""
-    paths: list[Path] = []
-    failed = 0
-    for target in targets:
-        try:
-            paths.append(find_template(target))
-        except TemplateNotFound as exc:
-            print(exc)
-            failed += 1
-    if not targets:
-        paths = [info.path for info in list_templates()]
-    for path in paths:
-        template, problems = _check_file(path)
-        if template is None:
-            failed += 1
-            for problem in problems:
-                print(problem.format(path))
-            print(f"{path}: {len(problems)} problem(s)")
-        else:
-            print(
-                f"{path}: ok  {template.outline()}  (merge {template.merge_policy}, sha256 {content_hash(path)[:12]})"
-            )
-    return 1 if failed else 0
-
-
-def cmd_schema() -> int:
-    """``mergemeter template schema``: the JSON Schema of a template, for editors' YAML support."""
-    print(json.dumps(Template.model_json_schema(), indent=2))
-    return 0
-
-
-def cmd_list() -> int:
-    """``mergemeter template list``: the shipped templates, their pipelines and descriptions."""
-    infos = list_templates()
-    width = max((len(info.name) for info in infos), default=4)
-    for info in infos:
-        template, problems = _check_file(info.path)
-        outline = template.outline() if template else f"INVALID ({len(problems)} problem(s))"
-        print(f"{info.name:<{width}}  {outline}")
-        print(f"{'':<{width}}  {info.description}")
-    print(f"\n{len(infos)} template(s) in {template_dir()}")
-    return 0
-
-
-def cmd_new(name: str, dest_dir: str | Path = ".") -> int:
-    """``mergemeter template new NAME [--dir DIR]``: write a commented template to start from."""
-    try:
-        path = scaffold(name, dest_dir)
-    except (ValueError, FileExistsError) as exc:
-        print(f"cannot create template: {exc}")
-        return 1
-    print(f"wrote {path}")
-    print(f"edit it, then check it with: mergemeter template validate {path}")
-    return 0
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_CLI_NAMES})

@@ -74,15 +74,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _template(args: argparse.Namespace) -> int:
-    from flows import template
+    from flows import template_cli
 
     if args.template_command == "validate":
-        return template.cmd_validate(args.targets)
+        return template_cli.cmd_validate(args.targets)
     if args.template_command == "new":
-        return template.cmd_new(args.name, args.dir)
+        return template_cli.cmd_new(args.name, args.dir)
     if args.template_command == "schema":
-        return template.cmd_schema()
-    return template.cmd_list()
+        return template_cli.cmd_schema()
+    return template_cli.cmd_list()
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -62,6 +62,8 @@ def implement(
             role="coder",
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
             budget=budget,
+            sensitive=ctx.sensitive,
+            required_strength=ctx.required_strength,
             replay_key=f"{ctx.replay_prefix}/implement/{attempt}",
         )
         try:

@@ -21,6 +21,7 @@ from blocks.budget import Budget
 from blocks.ledger import Ledger, LLMCall
 from blocks.model_route import ModelRoute
 from blocks.pricing import TokenPrice, override_in_force, override_price
+from blocks.routing import NO_KEY, REVIEWER, Candidate, RoutePolicy, choose_and_fit
 from mergemeter.settings import apply_offline_defaults
 from tasks import replay
 
@@ -30,7 +31,14 @@ class UnknownPrice(RuntimeError):
 
 
 class ProviderError(RuntimeError):
-    """The model provider failed; the failed call is in the ledger."""
+    """The model provider failed; the failed call is in the ledger.
+
+    ``fallback``: another candidate may answer; ``transient``: retrying the step later may help.
+    """
+
+    def __init__(self, message: str, fallback: bool = False, transient: bool = True) -> None:
+        super().__init__(message)
+        self.fallback, self.transient = fallback, transient
 
 
 @cache
@@ -43,6 +51,7 @@ def _litellm() -> Any:
     litellm.telemetry = False
     # litellm logs every provider exception with a traceback; ours are re-raised with context.
     logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+    logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
     return litellm
 
 
@@ -64,7 +73,7 @@ def price_for(route: ModelRoute, model: str, at: datetime) -> TokenPrice | None:
     return None
 
 
-def _map_price(litellm: Any, model: str) -> TokenPrice:
+def map_price(litellm: Any, model: str) -> TokenPrice:
     """litellm's standard (peak) price for ``model``: the upper bound used for the worst case."""
     info = litellm.model_cost.get(model)
     if info is None:
@@ -90,6 +99,31 @@ def _map_price(litellm: Any, model: str) -> TokenPrice:
     )
 
 
+# Errors worth trying the next candidate for: the provider, not the request, is the problem.
+_FALLBACK = (
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "BadGatewayError",
+    "Timeout",
+    "APIConnectionError",
+    "ContextWindowExceededError",
+    "AuthenticationError",
+    "NotFoundError",
+)
+# Of those, the ones a later retry of the whole step may cure.
+_TRANSIENT = _FALLBACK[:6]
+
+
+def _own_price(route: ModelRoute, candidate: Candidate, at: datetime) -> TokenPrice | None:
+    """A price the route states (route override, candidate override, declared free), or None."""
+    price = price_for(route, candidate.model, at)
+    if price is None and candidate.prices:
+        override = override_in_force(candidate.prices, candidate.model, at)
+        price = override_price(override) if override is not None else None
+    return price
+
+
 def complete(
     *,
     ledger: Ledger,
@@ -102,23 +136,84 @@ def complete(
     replay_key: str,
     max_tokens: int = 4096,
     budget: Budget | None = None,
+    sensitive: bool = False,
+    required_strength: int = 1,
 ) -> str:
-    """Call the route's model for ``role``, record the call, and return the answer text."""
+    """Route the call (blocks/routing.py), record it, and return the answer text.
+
+    Candidates are tried in the policy's order: a rate limit, 5xx, timeout, bad credentials or a
+    context error at one provider moves to the next candidate; each request is its own ledger
+    row, checked against the budget before it is sent.
+    """
     litellm = _litellm()
-    choice = route.for_role(role)
-    model = choice.model
+    now = datetime.now(UTC)
+    team, policy = route.candidates_for(role)
+
+    def price_of(candidate: Candidate) -> TokenPrice:
+        if candidate.model.startswith(f"{replay.PROVIDER}/"):
+            replay.register(litellm, candidate.model)
+        return _own_price(route, candidate, now) or map_price(litellm, candidate.model)
+
+    exclude = _models_that_coded(ledger, change_id) if role == REVIEWER else set()
+    routed = choose_and_fit(
+        role, team, messages, max_tokens=max_tokens, required_strength=required_strength,
+        attempt=attempt, sensitive=sensitive, exclude_models=exclude, policy=policy, price_of=price_of,
+    )  # fmt: skip
+    failure: ProviderError | None = None
+    for candidate in routed.candidates:
+        try:
+            return _call_one(
+                litellm, ledger, route, candidate, policy, change_id, step, attempt, role,
+                routed.messages, replay_key, max_tokens, budget,
+            )  # fmt: skip
+        except ProviderError as exc:
+            failure = exc
+            if not exc.fallback:
+                raise
+    assert failure is not None
+    raise failure
+
+
+def _models_that_coded(ledger: Ledger, change_id: int) -> set[str]:
+    return {c.model for c in ledger.calls(change_id) if c.step == "implement" and c.ok}
+
+
+def _call_one(
+    litellm: Any,
+    ledger: Ledger,
+    route: ModelRoute,
+    candidate: Candidate,
+    policy: RoutePolicy,
+    change_id: int,
+    step: str,
+    attempt: int,
+    role: str,
+    messages: list[dict[str, Any]],
+    replay_key: str,
+    max_tokens: int,
+    budget: Budget | None,
+) -> str:
+    """One request to one candidate: price, reserve under the budget, call, settle."""
+    model = candidate.model
     provider = model.split("/", 1)[0] if "/" in model else ""
-    kwargs: dict[str, Any] = {"max_tokens": max_tokens}
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "timeout": policy.timeout_seconds}
     if provider == replay.PROVIDER:
         replay.register(litellm, model)
         replay.lookup(route.cassette or "", replay_key)  # a missing answer is named, not wrapped
         kwargs["metadata"] = {"replay_key": replay_key, "replay_cassette": route.cassette or ""}
-    if choice.api_base:
-        kwargs["api_base"] = choice.api_base
+    else:
+        # litellm hands this to the provider SDK, which retries 429/5xx/timeouts with backoff.
+        kwargs["num_retries"] = policy.num_retries
+    if candidate.api_base:
+        kwargs["api_base"] = candidate.api_base
+    if candidate.api_key is not None:
+        kwargs["api_key"] = candidate.api_key.get_secret_value()
+    elif candidate.tier == "self-hosted":
+        kwargs["api_key"] = NO_KEY  # never send a hosted provider's environment key to it
 
     now = datetime.now(UTC)
-    own_price = price_for(route, model, now)
-    bound = own_price or _map_price(litellm, model)
+    own_price = _own_price(route, candidate, now)
+    bound = own_price or map_price(litellm, model)
     prompt_estimate = litellm.token_counter(model=replay.real_model(model), messages=messages)
     worst_tokens = prompt_estimate + max_tokens
     worst_usd = prompt_estimate * bound.input + max_tokens * bound.output
@@ -155,7 +250,12 @@ def complete(
     except Exception as exc:
         row.latency_ms = int((time.monotonic() - started) * 1000)
         _settle(ledger, row, error=f"{type(exc).__name__}: {exc}")
-        raise ProviderError(f"{model} failed for {replay_key}: {exc}") from exc
+        kind = type(exc).__name__
+        raise ProviderError(
+            f"{model} failed for {replay_key}: {exc}",
+            fallback=kind in _FALLBACK,
+            transient=kind in _TRANSIENT,
+        ) from exc
     row.latency_ms = int((time.monotonic() - started) * 1000)
 
     usage = getattr(response, "usage", None)
@@ -169,7 +269,7 @@ def complete(
         )
     else:
         try:
-            cost = litellm.completion_cost(completion_response=response)
+            cost = litellm.completion_cost(completion_response=response, model=model)
         except Exception as exc:  # litellm raises when it cannot price the answer
             _settle(ledger, row, error=f"no price: {type(exc).__name__}: {exc}")
             raise UnknownPrice(f"no known price for {model}: {exc}") from exc

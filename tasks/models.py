@@ -19,6 +19,12 @@ class ChangeContext(BaseModel):
     issue: Issue = Field(description="The issue being resolved, as read when the change began.")
     base_sha: str = Field(description="Base commit the change starts from.")
     test_command: str = Field(description="Command that runs the repository's tests.")
+    sensitive: bool = Field(
+        default=False, description="The repository may reach self-hosted models only."
+    )
+    required_strength: int = Field(
+        default=1, ge=1, le=10, description="Least model strength the change needs."
+    )
     unit: int = Field(
         default=0, description="Unit number of a decomposed issue (0: not decomposed)."
     )

@@ -56,6 +56,8 @@ def plan(
         role="planner",
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
         budget=budget,
+        sensitive=ctx.sensitive,
+        required_strength=ctx.required_strength,
         replay_key=f"{ctx.replay_prefix}/plan/1",
     )
     try:

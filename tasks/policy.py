@@ -17,11 +17,12 @@ PROVIDER_RETRY_DELAYS = [2, 5, 15]
 
 
 def retry_on_provider_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry provider outages; an unknown price, a missing cassette or a bug will not heal."""
+    """Retry provider outages; bad credentials, an unknown price, a missing cassette or a bug
+    will not heal by waiting."""
     try:
         state.result()
-    except ProviderError:
-        return True
+    except ProviderError as exc:
+        return exc.transient
     except Exception:
         return False
     return False

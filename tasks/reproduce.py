@@ -68,6 +68,8 @@ def reproduce(
             role="coder",
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
             budget=budget,
+            sensitive=ctx.sensitive,
+            required_strength=ctx.required_strength,
             replay_key=f"{ctx.replay_prefix}/reproduce/1",
         )
         try:

@@ -52,6 +52,8 @@ def review(
         role="reviewer",
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
         budget=budget,
+        sensitive=ctx.sensitive,
+        required_strength=ctx.required_strength,
         replay_key=f"{ctx.replay_prefix}/review/{attempt}",
     )
     try:
