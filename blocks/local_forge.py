@@ -45,6 +45,7 @@ class ForgeRepo(SQLModel, table=True):
     name: str = Column(primary_key=True)
     default_branch: str = "main"
     next_number: int = 1
+    sensitive: bool = False  # its code may reach self-hosted models only
 
 
 class ForgeIssue(SQLModel, table=True):
@@ -153,8 +154,13 @@ class LocalForge(Block):
         return number
 
     # -- set-up (what a person does on the forge) -----------------------------------------------
-    def create_repository(self, repo: str, source: Path, default_branch: str = "main") -> str:
-        """Create ``repo`` from the files in ``source``; return the first commit's sha."""
+    def create_repository(
+        self, repo: str, source: Path, default_branch: str = "main", sensitive: bool = False
+    ) -> str:
+        """Create ``repo`` from the files in ``source``; return the first commit's sha.
+
+        A ``sensitive`` repository's code only ever reaches self-hosted models.
+        """
         bare = self.bare_path(repo)
         if bare.exists():
             raise FileExistsError(f"repository {repo!r} already exists at {bare}")
@@ -174,7 +180,7 @@ class LocalForge(Block):
             sha = git.commit_all(work, "Initial commit")
             git.git(work, "push", "--quiet", str(bare), f"HEAD:refs/heads/{default_branch}")
         with self._session() as session:
-            session.add(ForgeRepo(name=repo, default_branch=default_branch))
+            session.add(ForgeRepo(name=repo, default_branch=default_branch, sensitive=sensitive))
             session.commit()
         return sha
 
@@ -225,6 +231,13 @@ class LocalForge(Block):
     def repositories(self) -> list[str]:
         with self._session() as session:
             return [r.name for r in session.exec(select(ForgeRepo).order_by(ForgeRepo.name))]
+
+    def is_sensitive(self, repo: str) -> bool:
+        with self._session() as session:
+            meta = session.get(ForgeRepo, repo)
+        if meta is None:
+            raise IssueNotFound(f"no repository {repo!r} on this forge")
+        return meta.sensitive
 
     def get_issue(self, repo: str, number: int) -> Issue:
         with self._session() as session:

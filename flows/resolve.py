@@ -24,6 +24,7 @@ from blocks.local_forge import LocalForge
 from blocks.model_route import ModelRoute
 from blocks.pricing import Pricing
 from blocks.rollups import rollup
+from blocks.routing import NoCandidate, required_strength_from_labels
 from flows.approval import wait_for_approval
 from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
 from flows.outcome import announce
@@ -116,6 +117,10 @@ def resolve_issue(
         issue=issue,
         base_sha=change.base_sha,
         test_command=pipeline_spec.test_command if test_command is None else test_command,
+        sensitive=forge.is_sensitive(repo),
+        required_strength=required_strength_from_labels(
+            issue.labels, 1, route.policy.label_strengths
+        ),
     )
     pipeline = Pipeline(ctx, forge, route, ledger, budget, pricing, pipeline_spec)
     once, each_attempt = split(pipeline_spec)
@@ -183,6 +188,8 @@ def _guarded(run: Callable[..., Settled | None], *args: Any) -> Settled | None:
         return Settled("rejected", failed.feedback)
     except BudgetExceeded as exc:
         return Settled("abandoned-budget", f"stopped before a call that could cross the {exc}")
+    except NoCandidate as exc:
+        return Settled("abandoned-no-model", f"no model may take this call: {exc}")
 
 
 def _run_once(

@@ -46,7 +46,7 @@ def _forge(args: argparse.Namespace) -> int:
 
     forge = LocalForge(root=args.root)
     if args.forge_command == "add-repo":
-        sha = forge.create_repository(args.repo, Path(args.source))
+        sha = forge.create_repository(args.repo, Path(args.source), sensitive=args.sensitive)
         print(f"created {args.repo} at {sha[:10]}")
     elif args.forge_command == "add-issue":
         issue = forge.add_issue(args.repo, args.title, args.body, args.label)
@@ -106,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     add_repo = forge_commands.add_parser("add-repo", help="create a repository from a folder")
     add_repo.add_argument("repo", help="owner/name")
     add_repo.add_argument("source", help="folder with the initial files")
+    add_repo.add_argument(
+        "--sensitive", action="store_true", help="its code may reach self-hosted models only"
+    )
     add_issue = forge_commands.add_parser("add-issue", help="file an issue")
     add_issue.add_argument("repo")
     add_issue.add_argument("title")
