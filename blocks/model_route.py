@@ -88,6 +88,19 @@ class ModelRoute(Block):
             ) from None
 
 
+def premium_replay_route(cassette: str) -> ModelRoute:
+    """A premium team, replayed: Claude Opus plans and codes, Claude Sonnet reviews."""
+    return ModelRoute(
+        name="replay-opus-team",
+        roles={
+            "planner": ModelChoice(model="replay/claude-opus-4-5"),
+            "coder": ModelChoice(model="replay/claude-opus-4-5"),
+            "reviewer": ModelChoice(model="replay/claude-sonnet-4-5"),
+        },
+        cassette=cassette,
+    )
+
+
 def replay_route(cassette: str) -> ModelRoute:
     """The demo's team, replayed: Claude Sonnet plans and reviews, DeepSeek V4 Flash codes."""
     return ModelRoute(

@@ -22,12 +22,12 @@ def _demo(args: argparse.Namespace) -> int:
 
     from blocks.model_route import ModelRoute
     from flows.dispatch import dispatch
-    from mergemeter.demo import fresh_demo, render_table
-    from mergemeter.sample import default_route
+    from mergemeter.demo import fresh_demo, render_table, report_table
+    from mergemeter.sample import demo_routes
 
     forge, ledger = fresh_demo(folder)
-    route: ModelRoute = default_route()
-    reports = dispatch(forge=forge, route=route, ledger=ledger)
+    routes: list[ModelRoute] = demo_routes()
+    reports = dispatch(forge=forge, routes=routes, ledger=ledger)
     print()
     print(render_table(reports, ledger))
     print()
@@ -36,6 +36,8 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(f"Artifacts: {ui_url(api_url)}/artifacts")
     print(f"Ledger: {ledger.url}   forge: {forge.root_path}")
+    print()
+    print(report_table(ledger))
     print(f"Report: mergemeter report --ledger {ledger.url} --by route")
     print(f"Demo wall time: {time.monotonic() - started:.1f}s")
     return 0

@@ -51,7 +51,8 @@ def render_table(
 ) -> str:
     """The per-issue table and the totals, all read back from the ledger."""
     header = (
-        f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  title"
+        f"{'issue':<18} {'outcome':<11} {'attempts':>8} {'tokens':>8} {'cost (USD)':>11}  "
+        f"{'route':<34} title"
     )
     lines = [header, "-" * len(header)]
     ids = [r.change_id for r in reports if r.change_id is not None]
@@ -61,7 +62,7 @@ def render_table(
         outcome = "accepted" if change.status == "accepted" else "needs-human"
         lines.append(
             f"{change.repo + '#' + str(change.issue):<18} {outcome:<11} {change.attempts:>8} "
-            f"{own.tokens:>8,} {own.total_usd:>11.4f}  {change.title}"
+            f"{own.tokens:>8,} {own.total_usd:>11.4f}  {change.route:<34} {change.title}"
         )
     _, total = rollup(ledger, pricing, change_ids=ids)
     per_change = total.cost_per_accepted_change
@@ -76,3 +77,11 @@ def render_table(
         + (f"${per_change:.4f}" if per_change is not None else "n/a (nothing accepted)"),
     ]
     return "\n".join(lines)
+
+
+def report_table(ledger: Ledger, pricing: Pricing | None = None) -> str:
+    """`mergemeter report --by route` for this ledger: the teams compared."""
+    from mergemeter import report
+
+    rows, total = rollup(ledger, pricing, by="route")
+    return report.table(rows, total, "route", ledger.totals().replay_priced)

@@ -9,7 +9,7 @@ from blocks import git
 from flows.artifacts import FLEET_KEY
 from flows.dispatch import dispatch
 from mergemeter.demo import fresh_demo, render_table
-from mergemeter.sample import default_route
+from mergemeter.sample import default_route, demo_routes
 from tasks.workspace import checkout, run_test_command
 
 REPO = "sample/textkit"
@@ -18,7 +18,7 @@ REPO = "sample/textkit"
 @pytest.fixture(scope="module")
 def demo_run(prefect_server, tmp_path_factory):  # type: ignore[no-untyped-def]
     forge, ledger = fresh_demo(tmp_path_factory.mktemp("demo") / "demo")
-    reports = dispatch(forge=forge, route=default_route(), ledger=ledger)
+    reports = dispatch(forge=forge, routes=demo_routes(), ledger=ledger)
     return forge, ledger, reports
 
 
@@ -124,12 +124,29 @@ def test_report_command_agrees_with_the_ledger_to_the_cent(demo_run, capsys) -> 
     assert data["all"]["cost_per_accepted_change"] == pytest.approx(spent / 3, abs=1e-6)
     assert data["all"]["accepted"] == 3 and data["all"]["changes"] == 4
     assert data["all"]["attempts_per_accepted_change"] == pytest.approx(4 / 3)
-    [route] = data["groups"]
-    assert route["group"] == default_route().name and route["wasted_usd"] > 0
+    by_route = {g["group"]: g for g in data["groups"]}
+    cheap, premium = (by_route[r.name] for r in demo_routes())
+    assert (cheap["changes"], cheap["accepted"], premium["changes"], premium["accepted"]) == (
+        2,
+        2,
+        1 + 1,
+        1,
+    )
+    assert premium["wasted_usd"] > 0 and cheap["wasted_usd"] == 0
+    calls = {c.change_id: c for c in ledger.calls()}
+    routes_of = {ch.id: ch.route for ch in ledger.changes()}
+    premium_spent = sum(
+        c.cost_usd for c in ledger.calls() if routes_of[c.change_id] == premium["group"]
+    )
+    premium_spent += sum(
+        i.amount_usd for i in ledger.cost_items() if routes_of[i.change_id] == premium["group"]
+    )
+    assert premium["total_usd"] == pytest.approx(premium_spent, abs=1e-6) and calls
 
     main(["report", "--ledger", ledger.url, "--by", "model", "--csv"])
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["group"] for r in rows} == {
+        "replay/claude-opus-4-5",
         "replay/claude-sonnet-4-5",
         "replay/deepseek/deepseek-v4-flash",
         "all",
@@ -156,3 +173,20 @@ def test_runs_are_tagged_with_route_and_outcome(demo_run) -> None:  # type: igno
     rejected = runs[f"{REPO}#4 wrap() should hyphenate words longer than the width"]
     assert "outcome:accepted" in accepted.tags and f"route:{default_route().name}" in accepted.tags
     assert "outcome:rejected" in rejected.tags
+
+
+def test_issues_are_split_between_routes_by_weight_or_label() -> None:
+    from flows.dispatch import route_for
+
+    teams = demo_routes()
+    taken = [0, 0]
+    picks = []
+    for labels in ([], [], [], [f"route:{teams[0].name}"], []):
+        chosen = route_for(labels, teams, [1.0, 1.0], taken)
+        taken[chosen] += 1
+        picks.append(chosen)
+    assert picks == [0, 1, 0, 0, 1]
+    taken = [0, 0]
+    for _ in range(8):
+        taken[route_for([], teams, [3.0, 1.0], taken)] += 1
+    assert taken == [6, 2]
