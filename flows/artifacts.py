@@ -100,7 +100,8 @@ def publish_fleet_artifact(
         f"(model tokens {_money(total.tokens_usd)}, test compute {_money(total.compute_usd)}, "
         f"human review {_money(total.review_usd)}, GPU {_money(total.gpu_usd)}, "
         f"subscriptions {_money(total.subscription_usd)}).\n\n"
-        "```\n" + report.table(rows, total, "route", False) + "\n```" + replay
+        + report.markdown_table(rows, total, "route")
+        + replay
     )
     create_markdown_artifact(
         key=FLEET_KEY, markdown=markdown, description="Fleet cost per accepted change"

@@ -47,6 +47,20 @@ def table(rows: list[Rollup], total: Rollup, by: str, replay_priced: bool) -> st
     return "\n".join(lines)
 
 
+def markdown_table(rows: list[Rollup], total: Rollup, by: str) -> str:
+    """The same columns as `table`, as a markdown table (for the Prefect UI's artifacts)."""
+    lines = [
+        f"| {by} | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    for row in [*rows, total]:
+        data = row.as_dict()
+        lines.append(
+            f"| {row.group} | " + " | ".join(_cell(data[k], f) for k, _, f in COLUMNS) + " |"
+        )
+    return "\n".join(lines)
+
+
 def as_json(rows: list[Rollup], total: Rollup) -> str:
     return json.dumps({"groups": [r.as_dict() for r in rows], "all": total.as_dict()}, indent=2)
 

@@ -50,7 +50,12 @@ def _retry_when_base_moved(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(retries=3, retry_delay_seconds=[1, 2, 5], retry_condition_fn=_retry_when_base_moved)
+@task(
+    retries=3,
+    retry_delay_seconds=[1, 2, 5],
+    retry_condition_fn=_retry_when_base_moved,
+    task_run_name="merge",
+)
 def merge(
     ctx: ChangeContext,
     forge: Forge,
