@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from blocks.pricing import PriceOverride
 from blocks.routing import Candidate, RoutePolicy
+from tasks.routing_policy import RouteMode
 
 ROLES = ("planner", "coder", "reviewer")
 
@@ -54,6 +55,12 @@ class ModelRoute(Block):
         "(blocks/routing.py); wins over `roles` for that role.",
     )
     policy: RoutePolicy = Field(default_factory=RoutePolicy, description="Routing policy settings.")
+    coder_mode: RouteMode | None = Field(
+        default=None,
+        description="How each attempt's coder model is chosen: empty for the routing policy "
+        "(cheapest adequate, escalating); or a route mode — single, cascade, or learned (reads "
+        "the ledger of past changes; see tasks/routing_policy.py).",
+    )
     cassette: str | None = Field(
         default=None, description="Cassette file answering for replay/ models (offline runs)."
     )

@@ -77,18 +77,45 @@ def _reproduce(p: Pipeline, step: Step, state: ChangeState, attempt: int) -> Non
     state.reproduction = state.prior = found.blocks
 
 
+def _mode_choice(p: Pipeline, attempt: int) -> str | None:
+    """The route mode's coder model for ``attempt`` (None: leave it to the routing policy).
+
+    A choice already paid for is kept, so a retried run asks for the same inputs and its
+    completed steps come from the cache.
+    """
+    from tasks.routing_policy import Attempt, AttemptOutcome
+    from tasks.routing_policy import Issue as RoutedIssue
+
+    mode = p.route.coder_mode
+    if mode is None:
+        return None
+    rows = [c for c in p.ledger.calls(p.ctx.change_id) if c.step == "implement"]
+    made = [c.model for c in rows if c.attempt == attempt]
+    if made:
+        return made[0]
+    spent = {k: sum(c.cost_usd for c in rows if c.attempt == k) for k in {c.attempt for c in rows}}
+    attempts = [
+        Attempt(
+            model=next(c.model for c in rows if c.attempt == k),
+            outcome=AttemptOutcome(passed=False, cost_usd=spent[k]),
+        )
+        for k in sorted(spent)
+        if k < attempt
+    ]
+    issue = RoutedIssue(repo=p.ctx.issue.repo, number=p.ctx.issue.number, title=p.ctx.issue.title)
+    choice = mode.router(p.ledger, issue).next_attempt(attempts)
+    if choice is None:
+        raise StepFailed(
+            f"route mode {mode.name} stops: no candidate is worth another attempt", final=True
+        )
+    return choice.model
+
+
 def _implement(p: Pipeline, step: Step, state: ChangeState, attempt: int) -> None:
+    prefer = _mode_choice(p, attempt)
     edits = p.task(step, attempt)(
-        p.ctx,
-        p.forge,
-        p.route,
-        p.ledger,
-        state.plan,
-        attempt,
-        state.feedback,
-        state.prior,
-        p.budget,
-    )
+        p.ctx, p.forge, p.route, p.ledger, state.plan, attempt, state.feedback, state.prior, p.budget, prefer
+    )  # fmt: skip
     state.edits, state.result, state.verdict = edits, None, None
     if not edits.ok:
         raise StepFailed(f"Your edits did not apply: {edits.error}")

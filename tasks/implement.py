@@ -44,6 +44,7 @@ def implement(
     feedback: str,
     prior_edits: list[EditBlock],
     budget: Budget | None = None,
+    prefer_model: str | None = None,
 ) -> Edits:
     faults.inject("implement")
     with checkout(forge, ctx.issue.repo, ctx.base_sha, prior_edits) as workspace:
@@ -64,6 +65,7 @@ def implement(
             budget=budget,
             sensitive=ctx.sensitive,
             required_strength=ctx.required_strength,
+            prefer_model=prefer_model,
             replay_key=f"{ctx.replay_prefix}/implement/{attempt}",
         )
         try:

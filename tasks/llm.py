@@ -138,8 +138,11 @@ def complete(
     budget: Budget | None = None,
     sensitive: bool = False,
     required_strength: int = 1,
+    prefer_model: str | None = None,
 ) -> str:
     """Route the call (blocks/routing.py), record it, and return the answer text.
+
+    ``prefer_model`` (a route mode's choice) goes first if the policy allows it at all.
 
     Candidates are tried in the policy's order: a rate limit, 5xx, timeout, bad credentials or a
     context error at one provider moves to the next candidate; each request is its own ledger
@@ -159,8 +162,13 @@ def complete(
         role, team, messages, max_tokens=max_tokens, required_strength=required_strength,
         attempt=attempt, sensitive=sensitive, exclude_models=exclude, policy=policy, price_of=price_of,
     )  # fmt: skip
+    order = (
+        sorted(routed.candidates, key=lambda c: c.model != prefer_model)
+        if prefer_model
+        else routed.candidates
+    )
     failure: ProviderError | None = None
-    for candidate in routed.candidates:
+    for candidate in order:
         try:
             return _call_one(
                 litellm, ledger, route, candidate, policy, change_id, step, attempt, role,

@@ -132,3 +132,36 @@ def test_a_decomposed_issue_becomes_several_merged_pull_requests_and_one_closed_
     assert "number < 1" in _main_file(forge, "textkit/roman.py")
     assert "if not words:" in _main_file(forge, "textkit/slug.py")
     assert report.cost_usd == pytest.approx(sum(u.cost_usd for u in report.units))
+
+
+def test_a_route_mode_chooses_each_attempts_coder(prefect_server, demo) -> None:  # type: ignore[no-untyped-def]
+    from blocks.model_route import ModelChoice
+    from tasks.routing_policy import CascadeMode
+
+    forge, ledger = demo
+    route = default_route()
+    strong, cheap = "replay/claude-sonnet-4-5", "replay/deepseek/deepseek-v4-flash"
+    route = route.model_copy(
+        update={
+            "name": "cascade-team",
+            "candidates": {
+                "coder": [
+                    *route.candidates_for("coder")[0],
+                    route.candidates_for("coder")[0][0].model_copy(
+                        update={"model": strong, "name": "strong"}
+                    ),
+                ]
+            },
+            # the reviewer must not be a model that wrote part of the diff
+            "roles": {
+                **route.roles,
+                "coder": ModelChoice(model=cheap),
+                "reviewer": ModelChoice(model="replay/claude-haiku-4-5"),
+            },
+            "coder_mode": CascadeMode(models=[strong, cheap]),
+        }
+    )
+    report = resolve_issue(repo=REPO, number=3, forge=forge, route=route, ledger=ledger)
+    assert report.status == "accepted"
+    coders = [c.model for c in ledger.calls(report.change_id) if c.step == "implement"]
+    assert coders == [strong, cheap], "the cascade, not the cheapest-first policy, chose the coders"
