@@ -14,7 +14,7 @@ from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
 from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
-from tasks.llm import complete
+from tasks.llm import ask
 from tasks.models import ChangeContext, Edits, Plan
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
 from tasks.workspace import checkout, diff_stats, read_files
@@ -54,19 +54,17 @@ def implement(
         )
         if feedback:
             prompt += f"\n\nThe previous attempt was not accepted:\n{feedback}"
-        answer = complete(
-            ledger=ledger,
-            route=route,
-            change_id=ctx.change_id,
+        answer = ask(
+            ctx,
+            route,
+            ledger,
+            budget,
             step="implement",
             attempt=attempt,
             role="coder",
-            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-            budget=budget,
-            sensitive=ctx.sensitive,
-            required_strength=ctx.required_strength,
+            system=SYSTEM,
+            prompt=prompt,
             prefer_model=prefer_model,
-            replay_key=f"{ctx.replay_prefix}/implement/{attempt}",
         )
         try:
             new_blocks = parse_edit_blocks(answer)

@@ -24,6 +24,7 @@ from blocks.pricing import TokenPrice, override_in_force, override_price
 from blocks.routing import NO_KEY, REVIEWER, Candidate, RoutePolicy, choose_and_fit
 from mergemeter.settings import apply_offline_defaults
 from tasks import replay
+from tasks.models import ChangeContext
 
 
 class UnknownPrice(RuntimeError):
@@ -180,6 +181,36 @@ def complete(
                 raise
     assert failure is not None
     raise failure
+
+
+def ask(
+    ctx: ChangeContext,
+    route: ModelRoute,
+    ledger: Ledger,
+    budget: Budget | None,
+    *,
+    step: str,
+    attempt: int,
+    role: str,
+    system: str,
+    prompt: str,
+    prefer_model: str | None = None,
+) -> str:
+    """`complete` for a pipeline step: the change's context supplies ids, routing needs and key."""
+    return complete(
+        ledger=ledger,
+        route=route,
+        change_id=ctx.change_id,
+        step=step,
+        attempt=attempt,
+        role=role,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+        replay_key=f"{ctx.replay_prefix}/{step}/{attempt}",
+        budget=budget,
+        sensitive=ctx.sensitive,
+        required_strength=ctx.required_strength,
+        prefer_model=prefer_model,
+    )
 
 
 def _models_that_coded(ledger: Ledger, change_id: int) -> set[str]:

@@ -11,7 +11,7 @@ from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
-from tasks.llm import complete
+from tasks.llm import ask
 from tasks.models import ChangeContext, Plan
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
 from tasks.workspace import checkout, repository_map
@@ -47,18 +47,16 @@ def plan(
     with checkout(forge, ctx.issue.repo, ctx.base_sha) as workspace:
         files = repository_map(workspace)
     prompt = f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nRepository files:\n{files}"
-    answer = complete(
-        ledger=ledger,
-        route=route,
-        change_id=ctx.change_id,
+    answer = ask(
+        ctx,
+        route,
+        ledger,
+        budget,
         step="plan",
         attempt=1,
         role="planner",
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-        budget=budget,
-        sensitive=ctx.sensitive,
-        required_strength=ctx.required_strength,
-        replay_key=f"{ctx.replay_prefix}/plan/1",
+        system=SYSTEM,
+        prompt=prompt,
     )
     try:
         return Plan.model_validate(json.loads(answer))

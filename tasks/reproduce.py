@@ -16,7 +16,7 @@ from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
 from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
-from tasks.llm import complete
+from tasks.llm import ask
 from tasks.models import ChangeContext, Plan
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
 from tasks.workspace import checkout, read_files, run_test_command
@@ -59,18 +59,16 @@ def reproduce(
             f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n\n"
             f"Files:\n{read_files(workspace, plan.files)}"
         )
-        answer = complete(
-            ledger=ledger,
-            route=route,
-            change_id=ctx.change_id,
+        answer = ask(
+            ctx,
+            route,
+            ledger,
+            budget,
             step="reproduce",
             attempt=1,
             role="coder",
-            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-            budget=budget,
-            sensitive=ctx.sensitive,
-            required_strength=ctx.required_strength,
-            replay_key=f"{ctx.replay_prefix}/reproduce/1",
+            system=SYSTEM,
+            prompt=prompt,
         )
         try:
             blocks = parse_edit_blocks(answer)

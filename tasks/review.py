@@ -10,7 +10,7 @@ from blocks.budget import Budget
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
-from tasks.llm import complete
+from tasks.llm import ask
 from tasks.models import ChangeContext, Edits, Plan, TestResult, Verdict
 from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
 
@@ -43,18 +43,16 @@ def review(
         f"Issue {ctx.issue.ref}: {ctx.issue.title}\n\n{ctx.issue.body}\n\nPlan: {plan.summary}\n\n"
         f"Tests: {result.passed_count} passed, {result.failed_count} failed.\n\nDiff:\n{edits.diff}"
     )
-    answer = complete(
-        ledger=ledger,
-        route=route,
-        change_id=ctx.change_id,
+    answer = ask(
+        ctx,
+        route,
+        ledger,
+        budget,
         step="review",
         attempt=attempt,
         role="reviewer",
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-        budget=budget,
-        sensitive=ctx.sensitive,
-        required_strength=ctx.required_strength,
-        replay_key=f"{ctx.replay_prefix}/review/{attempt}",
+        system=SYSTEM,
+        prompt=prompt,
     )
     try:
         return Verdict.model_validate(json.loads(answer))
