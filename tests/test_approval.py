@@ -102,3 +102,21 @@ def test_rejected_change_is_not_merged_and_the_comment_lands_on_the_pull_request
     assert any("untitled" in c for c in forge.comments(REPO, pr.number))
     [review] = [i for i in ledger.cost_items(report.change_id) if i.kind == "review"]
     assert "rejected" in review.note
+
+
+def test_an_auto_merge_that_touches_a_protected_path_waits_for_a_person(
+    prefect_server, demo, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    forge, ledger = demo
+    text = find_template("default").read_text().replace("name: default", "name: guarded")
+    text = text.replace(
+        'protected_paths:\n  - ".github/**"',
+        'protected_paths:\n  - "textkit/slug.py"\n  - ".github/**"',
+    )
+    template = tmp_path / "guarded.yaml"
+    template.write_text(text)
+    worker, reports, run_id = _run_until_paused(forge, ledger, template)
+    assert forge.pull_requests(REPO)[0].state == "open"
+    _answer(run_id, approve=True, comment="slug.py change is fine")
+    worker.join(timeout=120)
+    assert reports[0].status == "accepted"

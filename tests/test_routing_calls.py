@@ -208,3 +208,21 @@ def test_a_sensitive_repository_is_resolved_by_self_hosted_models_only(
         assert hosted.request_count == 0, "the hosted model received nothing"
         assert own.request_count == 3
     assert {c.model for c in ledger.calls()} == {"openai/on-prem"}
+
+
+def test_a_rate_limit_that_clears_is_retried_on_the_same_candidate_with_backoff(
+    servers, ledger: Ledger
+) -> None:  # type: ignore[no-untyped-def]
+    cheap, backup = servers
+    cheap.fail_next(status=429, times=1, retry_after=1)
+    route = ModelRoute(
+        name="team",
+        candidates={"coder": [candidate(cheap, "cheap", "hosted", price=1), candidate(backup, "backup", "hosted", price=3)]},
+        policy=RoutePolicy(num_retries=2, timeout_seconds=5),
+    )  # fmt: skip
+    assert _call(ledger, route) == "cheap answer"
+    assert cheap.request_count == 2 and backup.request_count == 0
+    [row] = ledger.calls()
+    assert row.ok and row.model == "openai/cheap" and row.latency_ms >= 900, (
+        "waited out retry-after"
+    )
