@@ -28,6 +28,8 @@ from tasks.faults import FAULTS_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("plan", "implement", "test", "review", "merge")
+# Inside a step: the model has answered (and been paid) but the step has not finished.
+MID_STEP = ("plan-answered", "implement-answered", "review-answered")
 REPO = "sample/textkit"
 FIRST_RUN = """
 import sys
@@ -229,7 +231,9 @@ def _measure(
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks resume", description=__doc__)
-    parser.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
+    parser.add_argument(
+        "--steps", nargs="*", default=[*STEPS, *MID_STEP], choices=[*STEPS, *MID_STEP]
+    )
     parser.add_argument("--modes", nargs="*", default=["fail", "kill"], choices=["fail", "kill"])
     args = parser.parse_args(argv)
     api_url = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api")

@@ -75,6 +75,9 @@ class LLMCall(SQLModel, table=True):
     reserved_usd: float = 0.0
     reserved_tokens: int = 0
     price_source: str = ""
+    # What was asked and answered: a retried step asking the same again reuses the answer.
+    prompt_hash: str = Column(default="", index=True)
+    answer: str = ""
     latency_ms: int = 0
     ok: bool = True
     error: str = ""
@@ -260,6 +263,20 @@ class Ledger(Block):
             session.commit()
             session.refresh(call)
             return call
+
+    def answered(self, change_id: int, step: str, attempt: int, prompt_hash: str) -> str | None:
+        """The answer of a settled call of this change that asked exactly this, if there is one."""
+        with self.session() as session:
+            row = session.exec(
+                select(LLMCall).where(
+                    LLMCall.change_id == change_id,
+                    LLMCall.step == step,
+                    LLMCall.attempt == attempt,
+                    LLMCall.prompt_hash == prompt_hash,
+                    LLMCall.ok == True,  # noqa: E712 - SQL comparison
+                )
+            ).first()
+            return row.answer if row is not None else None
 
     def update_call(self, call: LLMCall) -> LLMCall:
         """Write the outcome of a call recorded earlier (its reservation is released)."""

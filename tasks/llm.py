@@ -11,6 +11,8 @@ Order of events, each committed to the ledger:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from blocks.model_route import ModelRoute
 from blocks.pricing import TokenPrice, override_in_force, override_price
 from blocks.routing import NO_KEY, REVIEWER, Candidate, RoutePolicy, choose_and_fit
 from mergemeter.settings import apply_offline_defaults
-from tasks import replay
+from tasks import faults, replay
 from tasks.models import ChangeContext
 
 
@@ -250,6 +252,13 @@ def _call_one(
     elif candidate.tier == "self-hosted":
         kwargs["api_key"] = NO_KEY  # never send a hosted provider's environment key to it
 
+    # A step that is re-run after its process died mid-step asks the same again: the answer it
+    # already paid for is in the ledger, so the model is not asked (or paid) twice.
+    asked = _prompt_hash(model, role, messages, max_tokens)
+    paid_for = ledger.answered(change_id, step, attempt, asked)
+    if paid_for is not None:
+        return paid_for
+
     now = datetime.now(UTC)
     own_price = _own_price(route, candidate, now)
     bound = own_price or map_price(litellm, model)
@@ -266,6 +275,7 @@ def _call_one(
         model=model,
         provider=provider,
         price_source=bound.source,
+        prompt_hash=asked,
         reserved_usd=worst_usd,
         reserved_tokens=worst_tokens,
         ok=False,
@@ -316,9 +326,15 @@ def _call_one(
         _settle(ledger, row, error="litellm returned no price")
         raise UnknownPrice(f"no known price for {model}")
     row.cost_usd = float(cost)
+    row.answer = response.choices[0].message.content or ""
     _settle(ledger, row)
-    content = response.choices[0].message.content
-    return content or ""
+    faults.inject(f"{step}-answered")  # a crash between the answer and its use, for tests
+    return row.answer
+
+
+def _prompt_hash(model: str, role: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
+    text = json.dumps([model, role, messages, max_tokens], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _settle(ledger: Ledger, row: LLMCall, error: str = "") -> None:

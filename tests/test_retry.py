@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.resume import STEPS, run_scenario
+from benchmarks.resume import MID_STEP, STEPS, run_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -46,4 +46,15 @@ def test_ui_retry_of_a_deployment_run_reuses_completed_steps(api_url: str, tmp_p
     result = run_deployment_scenario("merge", "fail", api_url, tmp_path)
     assert result.first_tokens > 0
     assert result.respent_tokens == 0 and result.retry_tokens == 0
+    assert result.pull_requests == 1 and result.merges == 1 and result.main_green
+
+
+@pytest.mark.parametrize("step", MID_STEP)
+def test_a_kill_after_the_model_answered_does_not_pay_for_the_answer_twice(
+    step: str, api_url: str, tmp_path: Path
+) -> None:
+    result = run_scenario(step, "kill", api_url, tmp_path)
+    assert result.first_exit == -9 and result.first_tokens > 0
+    assert result.status == "accepted"
+    assert result.respent_tokens == 0 and result.duplicate_rows == 0
     assert result.pull_requests == 1 and result.merges == 1 and result.main_green
