@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
     api_url = os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     print("command: python -m benchmarks resume   (Prefect server:", api_url + ")")
     print(
-        f"{'fault':<16} {'first run':>16} {'retry':>16} {'re-spent':>9} {'PRs':>4} {'merges':>6}  main"
+        f"{'fault':<26} {'first run':>16} {'retry':>16} {'re-spent':>9} {'PRs':>4} {'merges':>6}  main"
     )
     clean = True
     for mode in args.modes:
@@ -251,7 +251,7 @@ def main(argv: list[str]) -> int:
                 r.respent_tokens == 0 and r.pull_requests == 1 and r.merges == 1 and r.main_green
             )
             print(
-                f"{mode + ' at ' + step:<16} {r.first_tokens:>6} tok ${r.first_cost:.4f} "
+                f"{mode + ' at ' + step:<26} {r.first_tokens:>6} tok ${r.first_cost:.4f} "
                 f"{r.retry_tokens:>6} tok ${r.retry_cost:.4f} {r.respent_tokens:>9} {r.pull_requests:>4} "
                 f"{r.merges:>6}  {'green' if r.main_green else 'RED'}   [{time.monotonic() - started:.0f}s]"
             )
