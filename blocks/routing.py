@@ -23,12 +23,14 @@ the primary, then the fallbacks for provider errors. The policy, in one place:
    floor above the strength of the candidate the previous attempt used: attempt 2 gets the cheapest
    candidate *stronger* than attempt 1's, attempt 3 one stronger still, and it stays with the
    strongest once there is none stronger. Fallbacks honour the same floor.
-7. **Fall back on provider errors.** The primary plus up to ``max_fallbacks`` more become a
-   litellm Router (`litellm_router_kwargs`): rate limits, 5xx and timeouts are retried
+7. **Fall back on provider errors.** The metered call (`tasks/llm.py`) tries the primary, then
+   up to ``max_fallbacks`` more: litellm's provider SDK retries rate limits, 5xx and timeouts
    ``num_retries`` times on the same candidate with backoff (a ``retry-after`` header is honoured),
-   then the next candidate is tried. Bad credentials, a bad request, a context-window error and
-   an unknown model are never retried on the same candidate; the Router moves straight to the next
-   one, and raises the error (``AuthenticationError``, ...) when the last one fails too.
+   then the next candidate is called; bad credentials, a context-window error and an unknown model
+   move to the next candidate without retrying the same one. Each request is its own ledger row.
+   `litellm_router_kwargs` builds the same chain as a litellm Router for callers that want one;
+   the pipeline does not use it, because a Router hides fallback requests from the ledger and
+   zeroes ``completion_cost`` for models missing from litellm's price map.
 8. **Nothing fits:** `NoCandidate`, naming every candidate and why it was excluded.
 
 Facts about litellm 1.110.2's Router this module relies on, pinned by tests/test_routing.py:

@@ -111,3 +111,12 @@ def apply_edit_blocks(root: Path, blocks: list[EditBlock]) -> None:
     for target, text in pending.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
+
+
+def apply_answer(root: Path, answer: str) -> list[EditBlock]:
+    """Parse a model's answer and apply its edit blocks; EditError if it has none or they fail."""
+    blocks = parse_edit_blocks(answer)
+    if not blocks:
+        raise EditError("the answer holds no SEARCH/REPLACE block")
+    apply_edit_blocks(root, blocks)
+    return blocks

@@ -6,17 +6,15 @@ carries all of them from the base, so any later step can rebuild the tree on a f
 
 from __future__ import annotations
 
-from prefect import task
-
 from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
-from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
+from tasks.edits import EditBlock, EditError, apply_answer
 from tasks.llm import ask
 from tasks.models import ChangeContext, Edits, Plan
-from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.policy import model_step
 from tasks.workspace import checkout, diff_stats, read_files
 
 SYSTEM = (
@@ -26,14 +24,7 @@ SYSTEM = (
 )
 
 
-@task(
-    retries=len(PROVIDER_RETRY_DELAYS),
-    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
-    retry_condition_fn=retry_on_provider_error,
-    cache_policy=STEP_CACHE,
-    persist_result=True,
-    task_run_name="implement-attempt-{attempt}",
-)
+@model_step("implement-attempt-{attempt}")
 def implement(
     ctx: ChangeContext,
     forge: Forge,
@@ -67,10 +58,7 @@ def implement(
             prefer_model=prefer_model,
         )
         try:
-            new_blocks = parse_edit_blocks(answer)
-            if not new_blocks:
-                raise EditError("the answer holds no SEARCH/REPLACE block")
-            apply_edit_blocks(workspace, new_blocks)
+            new_blocks = apply_answer(workspace, answer)
         except EditError as exc:
             return Edits(ok=False, blocks=prior_edits, error=str(exc))
         diff, added, removed = diff_stats(workspace)

@@ -8,7 +8,6 @@ idempotent, so a retried merge neither opens a second pull request nor merges tw
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from prefect import task
 
@@ -19,6 +18,7 @@ from blocks.pricing import Pricing
 from blocks.rollups import rollup
 from tasks import faults
 from tasks.models import ChangeContext, Edits, MergeOutcome, TestResult, Verdict
+from tasks.policy import retry_when
 from tasks.workspace import checkout, run_test_command
 
 
@@ -40,20 +40,10 @@ def cost_line(ledger: Ledger, change_id: int) -> str:
     )
 
 
-def _retry_when_base_moved(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except BaseMoved:
-        return True
-    except Exception:
-        return False
-    return False
-
-
 @task(
     retries=3,
     retry_delay_seconds=[1, 2, 5],
-    retry_condition_fn=_retry_when_base_moved,
+    retry_condition_fn=retry_when(lambda exc: isinstance(exc, BaseMoved)),
     task_run_name="merge",
 )
 def merge(

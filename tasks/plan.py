@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from prefect import task
-
 from blocks.budget import Budget
 from blocks.forge import Forge
 from blocks.ledger import Ledger
@@ -13,7 +11,7 @@ from blocks.model_route import ModelRoute
 from tasks import faults
 from tasks.llm import ask
 from tasks.models import ChangeContext, Plan
-from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.policy import model_step
 from tasks.workspace import checkout, repository_map
 
 SYSTEM = (
@@ -28,14 +26,7 @@ class PlanError(ValueError):
     """The planner's answer is not a plan (the call is billed all the same)."""
 
 
-@task(
-    retries=len(PROVIDER_RETRY_DELAYS),
-    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
-    retry_condition_fn=retry_on_provider_error,
-    cache_policy=STEP_CACHE,
-    persist_result=True,
-    task_run_name="plan",
-)
+@model_step("plan")
 def plan(
     ctx: ChangeContext,
     forge: Forge,

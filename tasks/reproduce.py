@@ -7,7 +7,6 @@ the reproducing test: accepted means the test failed on the base and passes with
 
 from __future__ import annotations
 
-from prefect import task
 from pydantic import BaseModel, Field
 
 from blocks.budget import Budget
@@ -15,10 +14,10 @@ from blocks.forge import Forge
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
-from tasks.edits import EditBlock, EditError, apply_edit_blocks, parse_edit_blocks
+from tasks.edits import EditBlock, EditError, apply_answer
 from tasks.llm import ask
 from tasks.models import ChangeContext, Plan
-from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.policy import model_step
 from tasks.workspace import checkout, read_files, run_test_command
 
 SYSTEM = (
@@ -37,14 +36,7 @@ class Reproduction(BaseModel):
     error: str = ""
 
 
-@task(
-    retries=len(PROVIDER_RETRY_DELAYS),
-    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
-    retry_condition_fn=retry_on_provider_error,
-    cache_policy=STEP_CACHE,
-    persist_result=True,
-    task_run_name="reproduce",
-)
+@model_step("reproduce")
 def reproduce(
     ctx: ChangeContext,
     forge: Forge,
@@ -71,10 +63,7 @@ def reproduce(
             prompt=prompt,
         )
         try:
-            blocks = parse_edit_blocks(answer)
-            if not blocks:
-                raise EditError("the answer holds no SEARCH/REPLACE block")
-            apply_edit_blocks(workspace, blocks)
+            blocks = apply_answer(workspace, answer)
         except EditError as exc:
             return Reproduction(ok=False, error=str(exc))
         on_base = run_test_command(workspace, ctx.test_command)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-from prefect import task
-
 from blocks.budget import Budget
 from blocks.ledger import Ledger
 from blocks.model_route import ModelRoute
 from tasks import faults
 from tasks.llm import ask
 from tasks.models import ChangeContext, Edits, Plan, TestResult, Verdict
-from tasks.policy import PROVIDER_RETRY_DELAYS, STEP_CACHE, retry_on_provider_error
+from tasks.policy import model_step
 
 SYSTEM = (
     "You review a pull request for correctness, scope and test coverage. Answer with JSON only: "
@@ -20,14 +18,7 @@ SYSTEM = (
 )
 
 
-@task(
-    retries=len(PROVIDER_RETRY_DELAYS),
-    retry_delay_seconds=PROVIDER_RETRY_DELAYS,
-    retry_condition_fn=retry_on_provider_error,
-    cache_policy=STEP_CACHE,
-    persist_result=True,
-    task_run_name="review-attempt-{attempt}",
-)
+@model_step("review-attempt-{attempt}")
 def review(
     ctx: ChangeContext,
     route: ModelRoute,
