@@ -9,6 +9,10 @@ comes from the ledger (`Ledger.summary`, `Ledger.totals`). The offline optimum i
 fixed cascade of up to three models, found with hindsight by exhaustive search, that accepts at
 least as many changes as the best single model.
 
+The learned mode knows each model's token prices before any attempt (litellm's bundled price map,
+through the litellm model strings in ``litellm_models.json``, or ``--models FILE``) and nothing
+about any outcome until it pays for an attempt.
+
 Rerun: python -m benchmarks routing --data /work/shared/data/swe-bench-bash-only-dev.json --seed 1 --seeds 10
 """
 
@@ -36,12 +40,15 @@ from tasks.routing_policy import (
     LearnedMode,
     SingleModelMode,
     attempt_history,
+    litellm_price_prior,
     route_change,
 )
 
 DEFAULT_DATA = "/work/shared/data/swe-bench-bash-only-dev.json"
+DEFAULT_MODELS = Path(__file__).with_name("litellm_models.json")
 PRICE_SOURCE = "recorded outcome (SWE-bench bash-only)"
 BUDGET_USD = 3.0
+VALUE_USD = 4.0
 OPTIMUM_DEPTH = 3
 
 Mode = SingleModelMode | CascadeMode | LearnedMode
@@ -149,11 +156,41 @@ def fixed_cascades(data: Recorded, budget_usd: float) -> list[CascadeMode]:
     return [CascadeMode(models=chain, budget_usd=budget_usd) for chain in unique]
 
 
-def learned_mode(data: Recorded, seed: int, budget_usd: float) -> LearnedMode:
+class LitellmModels(BaseModel):
+    """Which litellm model string each recorded model is, and the size of a typical attempt."""
+
+    about: str = ""
+    attempt_tokens: dict[str, int | str]
+    models: dict[str, str]
+
+
+def price_priors(data: Recorded, path: str | Path) -> dict[str, float]:
+    """Expected cost of one attempt per recorded model, from litellm's price map alone.
+
+    Known before any attempt: token prices × the file's typical attempt size. A model the file
+    does not map, or litellm does not price, has no prior (the learned mode gives it trials).
+    """
+    names = LitellmModels.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    tokens = names.attempt_tokens
+    mapped = {m: names.models[m] for m in data.models if m in names.models}
+    prior = litellm_price_prior(
+        sorted(set(mapped.values())), int(tokens["prompt"]), int(tokens["completion"])
+    )
+    return {m: prior[key] for m, key in mapped.items() if key in prior}
+
+
+def learned_mode(
+    data: Recorded, seed: int, budget_usd: float, prior: dict[str, float] | None = None
+) -> LearnedMode:
     """The learned mode over every model; its trial order is shuffled so no ranking leaks in."""
     candidates = list(data.models)
     random.Random(f"candidates-{seed}").shuffle(candidates)
-    return LearnedMode(candidates=candidates, budget_usd=budget_usd)
+    return LearnedMode(
+        candidates=candidates,
+        budget_usd=budget_usd,
+        value_usd=VALUE_USD,
+        price_prior_usd=prior or {},
+    )
 
 
 # -- one run through a fresh ledger -----------------------------------------------------------
@@ -311,7 +348,9 @@ def report(
         f"\nlearned, over {len(learned)} seeds:  accepted {_spread([r.accepted for r in learned])}"
     )
     print(f"  cost per accepted change {_spread(per, money=True)}")
-    print(f"  its configuration: {config.model_dump(exclude={'candidates'})}")
+    print(f"  its configuration: {config.model_dump(exclude={'candidates', 'price_prior_usd'})}")
+    print(f"  price priors from litellm's price map for {len(config.price_prior_usd)} of "
+          f"{len(config.candidates)} models (the rest get trials)")  # fmt: skip
     top = ", ".join(f"{seq} ({n})" for seq, n in learned[0].sequences.most_common(4))
     print(f"  first seed, its last 100 changes: {top}")
     print(f"\nbest single model by accepted: {_label(best.route)}: {best.accepted:.0f} accepted, "
@@ -337,11 +376,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", default=DEFAULT_DATA, help="recorded outcomes (JSON)")
     parser.add_argument("--seed", type=int, default=1, help="first seed of the issue order")
     parser.add_argument("--seeds", type=int, default=10, help="seeds for the learned mode")
+    parser.add_argument(
+        "--models",
+        default=str(DEFAULT_MODELS),
+        help="litellm model string per recorded model, for price priors (JSON)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     started = time.monotonic()
     data = load(args.data)
+    prior = price_priors(data, args.models)
     modes: list[Mode] = [SingleModelMode(model=m) for m in data.models]
     modes += fixed_cascades(data, BUDGET_USD)
     seeds = range(args.seed, args.seed + args.seeds)
@@ -349,7 +394,9 @@ def main(argv: list[str]) -> int:
         folder = Path(tmp)
         fixed = [run_mode(mode, data, data.instances, folder) for mode in modes]
         learned = [
-            run_mode(learned_mode(data, seed, BUDGET_USD), data, issue_order(data, seed), folder)
+            run_mode(
+                learned_mode(data, seed, BUDGET_USD, prior), data, issue_order(data, seed), folder
+            )
             for seed in seeds
         ]
     best_single = max(r.accepted for r in fixed if r.route.startswith("single:"))
@@ -358,7 +405,7 @@ def main(argv: list[str]) -> int:
         fixed,
         learned,
         offline_optimum(data, int(best_single)),
-        learned_mode(data, 0, BUDGET_USD),
+        learned_mode(data, 0, BUDGET_USD, prior),
     )
     print(f"\n{data.attribution}")
     print(f"rerun: python -m benchmarks routing --data {args.data} --seed {args.seed} "

@@ -51,6 +51,13 @@ class NextAttempt(BaseModel):
     why: str = Field(default="", description="The figures behind the choice, for run artifacts.")
 
 
+class AttemptTokens(BaseModel):
+    """The size of a typical attempt, for price priors from litellm's price map."""
+
+    prompt: int = Field(gt=0, description="Prompt tokens of one attempt (all its calls).")
+    completion: int = Field(gt=0, description="Completion tokens of one attempt (all its calls).")
+
+
 class AttemptOutcome(BaseModel):
     """What an attempt turned out to be, known only once it has been paid for."""
 
@@ -247,9 +254,12 @@ class LearnedMode(BaseModel):
     """Learns from the ledger which candidates to try on a change, in what order, and when to stop.
 
     Exploration: a change's first attempt is a *trial*, capped at ``trial_cost_limit_usd``, while
-    some candidate has no recorded attempt, or has had fewer than ``trials`` first attempts none
-    of which reached that cap (a model that reached it is too costly to explore further).
-    Exploitation: every candidate not yet tried on this change gets a chance of passing from a
+    some candidate whose cost nobody knows (no price prior: none in ``price_prior_usd``, nor
+    from litellm's price map through ``attempt_tokens``) has no recorded attempt, or
+    has had fewer than ``trials`` first attempts none of which reached that cap (a model that
+    reached it is too costly to explore further). A model with a price prior gets no trial: its
+    expected cost is known before any attempt, and its chance of passing starts from the skill
+    model's prior, so it is tried when it is the cheapest per expected success. Exploitation: every candidate not yet tried on this change gets a chance of passing from a
     skill model fitted to the ledger (`tasks.routing_skill`: per model, per repository, and
     lowered by this change's failed attempts) and an expected cost (its recorded passing and
     failing attempts, or ``price_prior_usd``); the one with the lowest expected cost per success
@@ -278,8 +288,9 @@ class LearnedMode(BaseModel):
         default=8,
         ge=1,
         description=(
-            "Trials per model: first attempts it gets to learn from, while none of them reached "
-            "the trial cost limit (a model that did is too costly to explore further)."
+            "Trials per model without a price prior: first attempts it gets to learn from, "
+            "while none of them reached the trial cost limit (a model that did is too costly to "
+            "explore further)."
         ),
     )
     pass_cost_margin: float = Field(
@@ -294,11 +305,30 @@ class LearnedMode(BaseModel):
             "litellm's price map, see `litellm_price_prior`); such a model needs no trial."
         ),
     )
+    attempt_tokens: AttemptTokens | None = Field(
+        default=None,
+        description=(
+            "The size of a typical attempt; with it, every candidate litellm's price map prices "
+            "and ``price_prior_usd`` leaves out gets a price prior from that map."
+        ),
+    )
     learn_from_routes: list[str] | None = Field(
         default=None, description="Only these routes' changes teach it; None: every route."
     )
     label: str = Field(default="learned", description="Route name in the ledger and reports.")
     _fits: dict[str, SkillModel] = PrivateAttr(default_factory=dict)
+    _priors: dict[str, float] | None = PrivateAttr(default=None)
+
+    def priors(self) -> dict[str, float]:
+        """Expected cost of one attempt per model known before any attempt is recorded."""
+        if self._priors is None:
+            priced: dict[str, float] = {}
+            unpriced = [m for m in self.candidates if m not in self.price_prior_usd]
+            if self.attempt_tokens is not None and unpriced:
+                tokens = self.attempt_tokens
+                priced = litellm_price_prior(unpriced, tokens.prompt, tokens.completion)
+            self._priors = {**priced, **self.price_prior_usd}
+        return self._priors
 
     @property
     def name(self) -> str:
@@ -320,7 +350,9 @@ class LearnedMode(BaseModel):
         if rows:
             skills.refit(_outcomes(rows), iterations=iterations)
         self._fits[ledger.url] = skills
-        return LearnedRouter(mode=self, issue=issue, skills=skills, costs=dict(costs))
+        return LearnedRouter(
+            mode=self, issue=issue, skills=skills, costs=dict(costs), prior=self.priors()
+        )
 
 
 @dataclass
@@ -331,9 +363,10 @@ class LearnedRouter:
     issue: Issue
     skills: SkillModel
     costs: dict[str, ModelCosts] = field(default_factory=dict)
+    prior: dict[str, float] = field(default_factory=dict)
 
     def known(self, model: str) -> bool:
-        return model in self.costs or model in self.mode.price_prior_usd
+        return model in self.costs or model in self.prior
 
     def next_attempt(self, attempts: Sequence[Attempt]) -> NextAttempt | None:
         remaining = self.mode.budget_usd - spent(attempts)
@@ -363,6 +396,7 @@ class LearnedRouter:
             m
             for m in self.mode.candidates
             if m in costs
+            and m not in self.prior
             and not costs[m].stopped_first
             and costs[m].first_attempts < self.mode.trials
         ]
@@ -376,7 +410,7 @@ class LearnedRouter:
     ) -> tuple[float, NextAttempt] | None:
         chance = self.skills.chance(model, self.issue.repo, failed)
         costs = self.costs.get(model, ModelCosts())
-        expected = costs.expected_usd(chance, self.mode.price_prior_usd.get(model))
+        expected = costs.expected_usd(chance, self.prior.get(model))
         value = self.mode.value_usd if self.mode.value_usd is not None else self.mode.budget_usd
         if expected > remaining or chance * value < expected or chance <= 0:
             return None

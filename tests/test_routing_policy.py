@@ -194,6 +194,54 @@ def test_price_priors_replace_trials_and_rank_models_before_any_attempt(tmp_path
     assert first is not None and first.model == "cheap" and "trial" not in first.why
 
 
+def test_only_a_model_without_a_price_prior_gets_trials_once_it_has_been_tried(
+    tmp_path: Path,
+) -> None:
+    outcomes: Outcomes = {}
+    for n in range(1, 11):
+        outcomes[("priced", n)] = (False, 0.05)
+        outcomes[("unpriced", n)] = (True, 0.05)
+    ledger = ledger_at(tmp_path)
+    mode = LearnedMode(
+        candidates=["priced", "unpriced"], price_prior_usd={"priced": 0.01}, trials=3
+    )
+    runner = RevealingRunner(outcomes)
+    resolve_all(mode, ledger, runner, range(1, 11))
+
+    by_issue: dict[int, list[str]] = {}
+    for n, model in runner.revealed:
+        by_issue.setdefault(n, []).append(model)
+    first_attempts = [models[0] for _, models in sorted(by_issue.items())]
+    # The unpriced model's cost is unknown: its first attempt and two more are trials. The priced
+    # one is never explored for its own sake: it goes first only while it looks cheapest per
+    # success, and after one failure it no longer does.
+    assert first_attempts[:3] == ["unpriced"] * 3
+    assert first_attempts.count("priced") <= 1
+    assert all(models[-1] == "unpriced" for models in by_issue.values())
+
+
+def test_attempt_tokens_price_every_candidate_litellm_knows_and_explicit_priors_win(
+    tmp_path: Path,
+) -> None:
+    tokens = {"prompt": 200_000, "completion": 10_000}
+    mode = LearnedMode(
+        candidates=["claude-opus-4-5", "gpt-5-mini", "no-such/model"],
+        attempt_tokens=tokens,
+        price_prior_usd={"claude-opus-4-5": 0.001},
+    )
+    expected = litellm_price_prior(["gpt-5-mini"], 200_000, 10_000)
+    assert mode.priors() == {"gpt-5-mini": expected["gpt-5-mini"], "claude-opus-4-5": 0.001}
+    # The model nobody can price is explored first; the priced ones are ranked by their priors.
+    router = mode.router(ledger_at(tmp_path), Issue(repo="acme/app", number=1))
+    first = router.next_attempt([])
+    assert first is not None and first.model == "no-such/model" and "trial" in first.why
+    priced = LearnedMode(candidates=["claude-opus-4-5", "gpt-5-mini"], attempt_tokens=tokens)
+    first = priced.router(ledger_at(tmp_path, "b"), Issue(repo="acme/app", number=1)).next_attempt(
+        []
+    )
+    assert first is not None and first.model == "gpt-5-mini" and "trial" not in first.why
+
+
 def test_litellm_price_prior_prices_known_models_and_leaves_out_unknown_ones() -> None:
     prior = litellm_price_prior(["gpt-5-mini", "no-such/model"], 100_000, 5_000)
     assert set(prior) == {"gpt-5-mini"} and 0 < prior["gpt-5-mini"] < 1
@@ -249,3 +297,24 @@ def test_routing_benchmark_reads_any_file_of_the_schema(tmp_path: Path) -> None:
     assert always.split()[2] == "24.0"
     assert "offline optimum" in out and "learned (mean of 2 seeds)" in out
     assert f"--data {data} --seed 3 --seeds 2" in out
+
+
+def test_benchmark_price_priors_come_from_litellm_for_mapped_models_only(tmp_path: Path) -> None:
+    from benchmarks.routing import load, price_priors
+
+    data = load(synthetic_data_file(tmp_path / "outcomes.json"))
+    names = tmp_path / "models.json"
+    names.write_text(
+        json.dumps(
+            {
+                "attempt_tokens": {"prompt": 100_000, "completion": 5_000},
+                "models": {"always": "gpt-5-mini", "coin": "no-such/model"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    prior = price_priors(data, names)
+    assert set(prior) == {"always"}
+    assert prior["always"] == pytest.approx(
+        litellm_price_prior(["gpt-5-mini"], 100_000, 5_000)["gpt-5-mini"]
+    )
