@@ -82,6 +82,7 @@ class TestResult(BaseModel):
     failed_count: int = 0
     duration_s: float = 0.0
     output_tail: str = ""
+    sandbox: str = Field(default="", description="How the run was isolated (see tasks/workspace).")
 
 
 class Verdict(BaseModel):

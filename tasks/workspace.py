@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from blocks import git
@@ -92,6 +93,54 @@ def _sandbox_env(home: str) -> dict[str, str]:
     }
 
 
+SANDBOX_ENV = "MERGEMETER_SANDBOX"
+"""``auto`` (default): bubblewrap when it works here, else environment and limits only;
+``bwrap``: bubblewrap or refuse to run; ``none``: environment and limits only."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """``MERGEMETER_SANDBOX=bwrap`` was asked for and bubblewrap cannot run here."""
+
+
+@cache
+def _bwrap_works() -> str | None:
+    """The bubblewrap binary, if it is installed and can make an empty namespace here."""
+    binary = shutil.which("bwrap")
+    if binary is None:
+        return None
+    probe = [binary, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--", "/bin/true"]
+    try:
+        ok = subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return binary if ok else None
+
+
+def _isolation(workspace: Path, home: str) -> tuple[list[str], str]:
+    """The command prefix that isolates a test run, and its name for the test result.
+
+    With bubblewrap: no network (every namespace unshared), the whole file system read-only but
+    the workspace and the run's own home, a fresh /tmp, /dev and /proc; the process dies with its
+    parent. Without it: the scrubbed environment, resource limits and timeout still apply.
+    """
+    wanted = os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto"
+    if wanted not in {"auto", "bwrap", "none"}:
+        raise SandboxUnavailable(f"{SANDBOX_ENV}={wanted!r}: use auto, bwrap or none")
+    binary = None if wanted == "none" else _bwrap_works()
+    if binary is None:
+        if wanted == "bwrap":
+            raise SandboxUnavailable(
+                f"{SANDBOX_ENV}=bwrap but bubblewrap is missing or cannot create namespaces here "
+                "(apt-get install bubblewrap)"
+            )
+        return [], "env+limits"
+    root = str(workspace.resolve())
+    prefix = [binary, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"]
+    prefix += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]  # /tmp before binds in it
+    prefix += ["--bind", root, root, "--bind", home, home, "--chdir", root, "--"]
+    return prefix, "bwrap: no network, read-only system"
+
+
 def _limit_resources() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
     resource.setrlimit(resource.RLIMIT_CPU, (TEST_TIMEOUT_S, TEST_TIMEOUT_S))
@@ -101,12 +150,14 @@ _COUNT = re.compile(r"(\d+) (passed|failed|error|errors)\b")
 
 
 def run_test_command(workspace: Path, command: str, timeout_s: int = TEST_TIMEOUT_S) -> TestResult:
-    """Run ``command`` in ``workspace`` with a scrubbed environment, limits and a timeout."""
+    """Run ``command`` in ``workspace`` with a scrubbed environment, limits and a timeout, and no
+    network where bubblewrap works (`MERGEMETER_SANDBOX`)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mm-test-home-") as home:
+        prefix, sandbox = _isolation(workspace, home)
         try:
             proc = subprocess.run(
-                shlex.split(command),
+                [*prefix, *shlex.split(command)],
                 cwd=workspace,
                 env=_sandbox_env(home),
                 capture_output=True,
@@ -130,4 +181,5 @@ def run_test_command(workspace: Path, command: str, timeout_s: int = TEST_TIMEOU
         failed_count=counts["failed"],
         duration_s=round(time.monotonic() - started, 3),
         output_tail="\n".join(output.strip().splitlines()[-30:]),
+        sandbox=sandbox,
     )

@@ -1,6 +1,11 @@
+import os
+import socket
 from pathlib import Path
 
-from tasks.workspace import run_test_command
+import pytest
+
+from tasks.models import TestResult
+from tasks.workspace import SANDBOX_ENV, SandboxUnavailable, _bwrap_works, run_test_command
 
 PASSING = "def test_ok():\n    assert 1 + 1 == 2\n"
 FAILING = "def test_ok():\n    assert 1 + 1 == 3\n\ndef test_fine():\n    assert True\n"
@@ -35,3 +40,70 @@ def test_timeout_is_a_failure(tmp_path: Path) -> None:
     (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(30)\n")
     result = run_test_command(tmp_path, "python -m pytest -q", timeout_s=3)
     assert not result.passed and "timed out" in result.output_tail
+
+
+NETWORK_PROBE = """import os, socket
+
+def test_probe():
+    port = int(open("port.txt").read())
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+        reached = True
+    except OSError:
+        reached = False
+    open("reached.txt", "w").write(str(reached))
+    try:
+        open({outside!r}, "w").write("escaped")
+    except OSError:
+        pass
+"""
+
+
+def _probe(tmp_path: Path) -> tuple[TestResult, bool, Path]:
+    """Run a test that dials a port open on this machine and writes outside its workspace."""
+    workspace, outside = tmp_path / "ws", tmp_path / "outside.txt"
+    workspace.mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        (workspace / "port.txt").write_text(str(server.getsockname()[1]))
+        (workspace / "test_probe.py").write_text(NETWORK_PROBE.format(outside=str(outside)))
+        result = run_test_command(workspace, "python -m pytest -q")
+    reached = (workspace / "reached.txt").read_text() == "True"
+    return result, reached, outside
+
+
+def test_with_bubblewrap_a_test_run_has_no_network_and_writes_only_its_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_ENV, "auto")
+    if _bwrap_works() is None:
+        # Without bubblewrap the run still happens, and says how little it was isolated.
+        assert os.environ.get("MERGEMETER_REQUIRE_BWRAP") != "1", "bubblewrap must work here"
+        result, reached, _ = _probe(tmp_path)
+        assert result.passed and result.sandbox == "env+limits" and reached
+        return
+    result, reached, outside = _probe(tmp_path)
+    assert result.passed, result.output_tail
+    assert result.sandbox.startswith("bwrap")
+    assert not reached
+    assert not outside.exists()
+
+
+def test_without_the_sandbox_the_same_run_reaches_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_ENV, "none")
+    result, reached, outside = _probe(tmp_path)
+    assert result.passed and result.sandbox == "env+limits"
+    assert reached and outside.read_text() == "escaped"
+
+
+def test_asking_for_bubblewrap_where_it_cannot_run_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tasks.workspace._bwrap_works", lambda: None)
+    monkeypatch.setenv(SANDBOX_ENV, "bwrap")
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        run_test_command(tmp_path, "python -m pytest -q")
+    monkeypatch.setenv(SANDBOX_ENV, "jail")
+    with pytest.raises(SandboxUnavailable, match="auto, bwrap or none"):
+        run_test_command(tmp_path, "python -m pytest -q")
