@@ -137,8 +137,17 @@ def _isolation(workspace: Path, home: str) -> tuple[list[str], str]:
     root = str(workspace.resolve())
     prefix = [binary, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"]
     prefix += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]  # /tmp before binds in it
+    for path in _interpreter_paths():  # a virtual environment may itself live under /tmp
+        prefix += ["--ro-bind", path, path]
     prefix += ["--bind", root, root, "--bind", home, home, "--chdir", root, "--"]
     return prefix, "bwrap: no network, read-only system"
+
+
+def _interpreter_paths() -> list[str]:
+    """The folders the test run's Python comes from: its environment and its base install."""
+    found = [sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(sys.executable)]
+    found.append(os.path.dirname(os.path.realpath(sys.executable)))
+    return [p for p in dict.fromkeys(os.path.realpath(f) for f in found) if os.path.isdir(p)]
 
 
 def _limit_resources() -> None:

@@ -1,5 +1,7 @@
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,22 @@ def test_asking_for_bubblewrap_where_it_cannot_run_is_a_clear_error(
     monkeypatch.setenv(SANDBOX_ENV, "jail")
     with pytest.raises(SandboxUnavailable, match="auto, bwrap or none"):
         run_test_command(tmp_path, "python -m pytest -q")
+
+
+def test_a_python_environment_under_tmp_is_visible_inside_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone's .venv may live under /tmp, which the sandbox replaces with an empty one."""
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
+    monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "exec_prefix", str(venv))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    result = run_test_command(workspace, "python -c \"import sys; print('ran', sys.prefix)\"")
+    assert result.passed, result.output_tail
+    assert result.output_tail == f"ran {venv}"
