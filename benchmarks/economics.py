@@ -51,7 +51,7 @@ def accounting(calls: int, rng: random.Random, folder: Path) -> tuple[int, int, 
     litellm = _litellm()
     entries: dict[str, dict[str, dict[int, object]]] = {"bench/acct#1": {"step": {}}}
     prompts = []
-    for index in range(calls):
+    for index in range(1, calls + 1):
         prompt = _text(rng, rng.randint(20, 600))
         cached = rng.choice([0, 0, rng.randint(1, 400)])
         entries["bench/acct#1"]["step"][index] = {
@@ -67,7 +67,7 @@ def accounting(calls: int, rng: random.Random, folder: Path) -> tuple[int, int, 
     )
     change = ledger.start_change("bench/acct", 1, "t", route.name, None, "default", "sha")
     assert change.id is not None
-    for index, prompt in enumerate(prompts):
+    for index, prompt in enumerate(prompts, start=1):
         complete(
             ledger=ledger, route=route, change_id=change.id, step="step", attempt=index,
             role=rng.choice("ab"), messages=[{"role": "user", "content": prompt}],
@@ -99,7 +99,7 @@ def fuzz_budgets(
         model = rng.choice(MODELS)
         entries = {f"bench/fuzz#{n}": {"step": {}} for n in (1, 2)}
         plan = []
-        for index in range(rng.randint(1, calls_per_run)):
+        for index in range(1, rng.randint(1, calls_per_run) + 1):
             issue = rng.choice((1, 2))
             entries[f"bench/fuzz#{issue}"]["step"][index] = _text(rng, rng.randint(0, 2500))
             plan.append((issue, index, _text(rng, rng.randint(1, 500)), rng.randint(1, 3000)))
