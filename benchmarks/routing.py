@@ -33,13 +33,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from blocks.ledger import Ledger
+from tasks.routing_history import attempt_history
 from tasks.routing_policy import (
     AttemptOutcome,
     CascadeMode,
     Issue,
     LearnedMode,
     SingleModelMode,
-    attempt_history,
     litellm_price_prior,
     route_change,
 )

@@ -11,9 +11,10 @@ Every mode is driven the same way, by `route_change`: the mode's router proposes
 (a model and a cost limit) knowing only the attempts this change has already paid for; an
 `AttemptRunner` carries it out and reports whether it passed validation and what it cost; and the
 change and one `LLMCall` row per attempt (step ``implement``, attempt k) land in the ledger. The
-ledger is all the learned mode reads: an attempt passed when its change was accepted and it was
-the change's last attempt (`attempt_history`, one SQL query). The per-change budget is a hard cap:
-an attempt may spend at most what is left of it, and an attempt stopped at its cost limit failed.
+ledger is all the learned mode reads (`tasks.routing_history`, one SQL query): an attempt passed
+when its change was accepted and it was the change's last attempt. The per-change budget is a hard
+cap: an attempt may spend at most what is left of it, and an attempt stopped at its cost limit
+failed.
 """
 
 from __future__ import annotations
@@ -21,16 +22,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, NamedTuple, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, ValidationError
-from sqlalchemy import and_, case, func
-from sqlmodel import select
 
 from blocks.ledger import Change, Ledger, LLMCall, utcnow
-from tasks.routing_skill import ChangeOutcomes, SkillModel
+from tasks.routing_history import STEP, ModelCosts, attempt_history, outcomes
+from tasks.routing_skill import SkillModel
 
-STEP = "implement"
 COLD_FIT_ITERATIONS = 30
 
 
@@ -150,122 +149,25 @@ class _CascadeRouter:
         )
 
 
-# -- the ledger, as the learned mode reads it -------------------------------------------------
-class AttemptRow(NamedTuple):
-    """One attempt of a finished change, with its outcome derived from the change's status."""
-
-    change_id: int
-    repo: str
-    attempt: int
-    model: str
-    cost_usd: float
-    passed: bool
-    completed: bool
-
-
-def attempt_history(
-    ledger: Ledger, step: str = STEP, routes: Sequence[str] | None = None
-) -> list[AttemptRow]:
-    """Every attempt of every finished change, in order, by one SQL query over Change and LLMCall.
-
-    An attempt is the calls of one (change, step, attempt); it passed when its change was accepted
-    and it is the change's last attempt at ``step`` — every earlier attempt of a change failed.
-    """
-    last = (
-        select(LLMCall.change_id, func.max(LLMCall.attempt).label("last"))
-        .where(LLMCall.step == step)
-        .group_by(LLMCall.change_id)  # type: ignore[arg-type]
-        .subquery()
-    )
-    passed = case((and_(Change.status == "accepted", LLMCall.attempt == last.c.last), 1), else_=0)
-    query = (
-        select(
-            Change.id,
-            Change.repo,
-            LLMCall.attempt,
-            func.max(LLMCall.model),
-            func.sum(LLMCall.cost_usd),
-            func.max(passed),
-            func.min(LLMCall.ok),
-        )
-        .join(LLMCall, LLMCall.change_id == Change.id)  # type: ignore[arg-type]
-        .join(last, last.c.change_id == Change.id)  # type: ignore[arg-type]
-        .where(LLMCall.step == step, Change.status != "running")
-        .group_by(Change.id, Change.repo, LLMCall.attempt)  # type: ignore[arg-type]
-        .order_by(Change.id, LLMCall.attempt)  # type: ignore[arg-type]
-    )
-    if routes is not None:
-        query = query.where(Change.route.in_(list(routes)))  # type: ignore[attr-defined]
-    with ledger.session() as session:
-        rows = session.exec(query).all()
-    return [
-        AttemptRow(int(c), r, int(a), m, float(cost), bool(p), bool(ok))
-        for c, r, a, m, cost, p, ok in rows
-    ]
-
-
-@dataclass
-class ModelCosts:
-    """What one model's recorded attempts cost, passed and failed apart."""
-
-    passes: int = 0
-    fails: int = 0
-    pass_usd: float = 0.0
-    fail_usd: float = 0.0
-    max_pass_usd: float = 0.0
-    max_stopped_usd: float = 0.0
-    first_attempts: int = 0
-    stopped_first: int = 0
-
-    def add(self, row: AttemptRow) -> None:
-        if row.attempt == 1:
-            self.first_attempts += 1
-            self.stopped_first += not row.completed
-        if not row.completed:
-            self.max_stopped_usd = max(self.max_stopped_usd, row.cost_usd)
-        if row.passed:
-            self.passes += 1
-            self.pass_usd += row.cost_usd
-            self.max_pass_usd = max(self.max_pass_usd, row.cost_usd)
-        else:
-            self.fails += 1
-            self.fail_usd += row.cost_usd
-
-    def expected_usd(self, chance: float, prior_usd: float | None) -> float:
-        """Expected cost of an attempt that passes with ``chance`` (failures run longer)."""
-        if self.passes and self.fails:
-            return chance * self.pass_usd / self.passes + (1 - chance) * self.fail_usd / self.fails
-        n = self.passes + self.fails + (prior_usd is not None)
-        return (self.pass_usd + self.fail_usd + (prior_usd or 0.0)) / n
-
-
-def _outcomes(rows: Sequence[AttemptRow]) -> list[ChangeOutcomes]:
-    by_change: dict[int, list[AttemptRow]] = defaultdict(list)
-    for row in rows:
-        by_change[row.change_id].append(row)
-    return [
-        ChangeOutcomes(repo=group[0].repo, attempts=tuple((r.model, r.passed) for r in group))
-        for group in by_change.values()
-    ]
-
-
 # -- the learned mode -------------------------------------------------------------------------
 class LearnedMode(BaseModel):
     """Learns from the ledger which candidates to try on a change, in what order, and when to stop.
 
     Exploration: a change's first attempt is a *trial*, capped at ``trial_cost_limit_usd``, while
-    some candidate whose cost nobody knows (no price prior: none in ``price_prior_usd``, nor
-    from litellm's price map through ``attempt_tokens``) has no recorded attempt, or
-    has had fewer than ``trials`` first attempts none of which reached that cap (a model that
-    reached it is too costly to explore further). A model with a price prior gets no trial: its
-    expected cost is known before any attempt, and its chance of passing starts from the skill
-    model's prior, so it is tried when it is the cheapest per expected success. Exploitation: every candidate not yet tried on this change gets a chance of passing from a
+    some candidate whose cost nobody knows (no price prior: none in ``price_prior_usd``, nor from
+    litellm's price map through ``attempt_tokens``) has no recorded attempt, or has had fewer than
+    ``trials`` first attempts none of which reached that cap (a model that reached it is too
+    costly to explore further). A model with a price prior gets no trial: its expected cost is
+    known before any attempt and its chance of passing starts from the skill model's prior, so it
+    is tried when it is the cheapest per expected success.
+
+    Exploitation: every candidate not yet tried on this change gets a chance of passing from a
     skill model fitted to the ledger (`tasks.routing_skill`: per model, per repository, and
     lowered by this change's failed attempts) and an expected cost (its recorded passing and
-    failing attempts, or ``price_prior_usd``); the one with the lowest expected cost per success
-    goes next, provided its chance × ``value_usd`` covers its expected cost and that cost fits
-    the budget left. Its cost limit is ``pass_cost_margin`` × the costliest passing attempt of it
-    seen (at least the trial cap), never more than the budget left.
+    failing attempts, or its price prior); the one with the lowest expected cost per success goes
+    next, provided its chance × ``value_usd`` covers its expected cost and that cost fits the
+    budget left. Its cost limit is ``pass_cost_margin`` × the costliest passing attempt of it seen
+    (at least the trial cap), never more than the budget left.
     """
 
     mode: Literal["learned"] = "learned"
@@ -348,7 +250,7 @@ class LearnedMode(BaseModel):
         iterations = 1 if skills is not None else COLD_FIT_ITERATIONS
         skills = skills or SkillModel()
         if rows:
-            skills.refit(_outcomes(rows), iterations=iterations)
+            skills.refit(outcomes(rows), iterations=iterations)
         self._fits[ledger.url] = skills
         return LearnedRouter(
             mode=self, issue=issue, skills=skills, costs=dict(costs), prior=self.priors()

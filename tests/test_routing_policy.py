@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from blocks.ledger import Ledger
+from tasks.routing_history import attempt_history
 from tasks.routing_policy import (
     Attempt,
     AttemptOutcome,
@@ -19,7 +20,6 @@ from tasks.routing_policy import (
     Issue,
     LearnedMode,
     UnknownRouteMode,
-    attempt_history,
     litellm_price_prior,
     route_change,
     route_mode,
