@@ -300,7 +300,7 @@ def test_routing_benchmark_reads_any_file_of_the_schema(tmp_path: Path) -> None:
 
 
 def test_benchmark_price_priors_come_from_litellm_for_mapped_models_only(tmp_path: Path) -> None:
-    from benchmarks.routing import load, price_priors
+    from benchmarks.recorded import load, price_priors
 
     data = load(synthetic_data_file(tmp_path / "outcomes.json"))
     names = tmp_path / "models.json"
