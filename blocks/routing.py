@@ -12,7 +12,8 @@ the primary, then the fallbacks for provider errors. The policy, in one place:
 3. **It must fit before it is sent.** A candidate whose context window (its ``context_window``,
    else litellm's ``max_input_tokens``) cannot hold ``prompt_tokens + max_tokens`` is skipped, so
    a long prompt goes to a larger-window candidate instead of failing at the provider; a candidate
-   whose window is unknown is skipped too. When none fits, `trim_to_fit` cuts the prompt.
+   whose window is unknown is skipped too. When none fits, `blocks.context_fit.trim_to_fit` cuts
+   the prompt.
 4. **Strong enough.** Only candidates with ``strength ≥ required_strength`` qualify; an issue's
    labels set it (`required_strength_from_labels`: ``strength:N``, ``easy`` = 3, ``hard`` = 8).
 5. **Cheapest first.** Qualifying candidates are ordered by the worst-case cost of this call,
@@ -28,20 +29,10 @@ the primary, then the fallbacks for provider errors. The policy, in one place:
    ``num_retries`` times on the same candidate with backoff (a ``retry-after`` header is honoured),
    then the next candidate is called; bad credentials, a context-window error and an unknown model
    move to the next candidate without retrying the same one. Each request is its own ledger row.
-   `litellm_router_kwargs` builds the same chain as a litellm Router for callers that want one;
+   `blocks.litellm_router` builds the same chain as a litellm Router for callers that want one;
    the pipeline does not use it, because a Router hides fallback requests from the ledger and
    zeroes ``completion_cost`` for models missing from litellm's price map.
 8. **Nothing fits:** `NoCandidate`, naming every candidate and why it was excluded.
-
-Facts about litellm 1.110.2's Router this module relies on, pinned by tests/test_routing.py:
-each Router attempt is one HTTP request (the OpenAI SDK's own retries do not run under the Router;
-deployments say ``max_retries=0`` too); a retry waits out the server's ``retry-after``; the
-deployment's ``model_info.id`` comes back as ``response._hidden_params["model_id"]``
-(`answered_by`); building a Router registers unknown models in litellm's process-wide price map
-without prices, after which ``completion_cost`` silently answers 0.0 — so a routed call's cost is
-``price_of(answered_by(response)).cost(...)``, never litellm's. Measured, not pinned: without a
-``retry-after`` a retry backs off 0.5 s × 2^n plus up to 0.75 s of jitter, and one more such
-wait comes before a fallback that follows retries.
 """
 
 from __future__ import annotations
@@ -53,17 +44,16 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from blocks.context_fit import TokenCounter, litellm_counter, trim_to_fit
 from blocks.pricing import PriceOverride, TokenPrice, override_in_force, override_price
 
 Tier = Literal["hosted", "self-hosted"]
 REVIEWER = "reviewer"
 STRENGTH_LABELS: Mapping[str, int] = {"easy": 3, "hard": 8}
 NO_KEY = "no-key"  # sent to a self-hosted server without a key, so no provider env key leaks to it
-TRIM_MARKER = "\n\n[… middle trimmed to fit the model's context window …]\n\n"
 
 PriceOf = Callable[["Candidate"], TokenPrice]
 WindowOf = Callable[[str], "int | None"]
-TokenCounter = Callable[..., int]  # called as counter(model=..., messages=...), as litellm's
 
 
 class NoCandidate(LookupError):
@@ -73,10 +63,6 @@ class NoCandidate(LookupError):
         super().__init__(message)
         self.role = role
         self.rejected = dict(rejected)
-
-
-class ContextTooLong(ValueError):
-    """The prompt cannot be trimmed to fit the window (the system prompt alone is too long)."""
 
 
 class Candidate(BaseModel):
@@ -130,7 +116,7 @@ class RoleCandidates(BaseModel):
 
     @model_validator(mode="after")
     def _labels_are_unique(self) -> RoleCandidates:
-        _check_unique_labels(self.candidates)
+        check_unique_labels(self.candidates)
         return self
 
 
@@ -397,7 +383,7 @@ def choose_and_fit(
     """
     from tasks import replay
 
-    count = counter or _litellm_counter()
+    count = counter or litellm_counter()
     model = replay.real_model(candidates[0].model) if candidates else ""
     as_given = [dict(m) for m in messages]
     prompt = count(model=model, messages=as_given)
@@ -430,197 +416,8 @@ def _widest_allowed_window(
     return max((w for w in windows if w is not None), default=None)
 
 
-# -- fitting the prompt ---------------------------------------------------------------------
-
-
-def trim_to_fit(
-    messages: Sequence[Mapping[str, Any]],
-    model: str,
-    window: int,
-    max_tokens: int,
-    counter: TokenCounter | None = None,
-) -> list[dict[str, Any]]:
-    """A copy of ``messages`` with ``counter(messages) + max_tokens ≤ window``.
-
-    For when no candidate has a larger window. It drops the oldest non-system messages (never
-    the last one, and so that the conversation still opens with a user turn), then cuts the middle
-    of the longest user message, leaving `TRIM_MARKER` in its place. ``counter`` defaults to
-    litellm's ``token_counter``. Raises `ContextTooLong` when the system prompt alone is too long.
-    """
-    count = counter or _litellm_counter()
-    budget = window - max_tokens
-    kept = [dict(m) for m in messages]
-
-    def fits(candidate: list[dict[str, Any]]) -> bool:
-        return count(model=model, messages=candidate) <= budget
-
-    if fits(kept):
-        return kept
-    system = [m for m in kept if m.get("role") == "system"]
-    if not fits(system):
-        tokens = count(model=model, messages=system)
-        raise ContextTooLong(
-            f"{model}: the system prompt alone is {tokens:,} tokens; with max_tokens "
-            f"{max_tokens:,} it cannot fit a {window:,}-token window"
-        )
-    while not fits(kept) and _drop_oldest_turn(kept):
-        pass
-    if fits(kept):
-        return kept
-    return _trim_longest_user_message(kept, fits, model, window)
-
-
-def _litellm_counter() -> TokenCounter:
-    from tasks import llm
-
-    return llm._litellm().token_counter  # type: ignore[no-any-return]
-
-
-def _drop_oldest_turn(messages: list[dict[str, Any]]) -> bool:
-    """Drop the oldest non-system message before the last one, and any assistant or tool
-    messages it leaves at the head of the conversation. False: nothing left to drop."""
-    history = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
-    if not history:
-        return False
-    del messages[history[0]]
-    while True:
-        rest = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
-        if not rest or messages[rest[0]].get("role") == "user":
-            return True
-        del messages[rest[0]]
-
-
-def _trim_longest_user_message(
-    messages: list[dict[str, Any]],
-    fits: Callable[[list[dict[str, Any]]], bool],
-    model: str,
-    window: int,
-) -> list[dict[str, Any]]:
-    """Cut the least from the middle of the longest user text so that ``messages`` fit."""
-    users = [
-        i
-        for i, m in enumerate(messages)
-        if m.get("role") == "user" and isinstance(m.get("content"), str)
-    ]
-    if not users:
-        raise ContextTooLong(f"{model}: no user text to trim to fit a {window:,}-token window")
-    index = max(users, key=lambda i: len(messages[i]["content"]))
-    text = messages[index]["content"]
-
-    def cut(amount: int) -> list[dict[str, Any]]:
-        trimmed = list(messages)
-        trimmed[index] = {**messages[index], "content": _cut_middle(text, amount)}
-        return trimmed
-
-    if not fits(cut(len(text))):
-        raise ContextTooLong(
-            f"{model}: even with the longest user message emptied the prompt does not fit a "
-            f"{window:,}-token window"
-        )
-    fitting, too_little = len(text), 0  # invariant: cut(fitting) fits, cut(too_little) does not
-    while fitting - too_little > 1:
-        middle = (fitting + too_little) // 2
-        if fits(cut(middle)):
-            fitting = middle
-        else:
-            too_little = middle
-    return cut(fitting)
-
-
-def _cut_middle(text: str, amount: int) -> str:
-    """``text`` without ``amount`` characters from its middle, marked by `TRIM_MARKER`."""
-    keep = len(text) - amount
-    head, tail = keep - keep // 2, keep // 2
-    return text[:head] + TRIM_MARKER + text[len(text) - tail :]
-
-
-# -- the litellm Router ---------------------------------------------------------------------
-
-
-def litellm_router_kwargs(
-    candidates: Sequence[Candidate], policy: RoutePolicy | None = None, *, sensitive: bool = False
-) -> dict[str, Any]:
-    """``litellm.Router(**kwargs)`` for `choose`'s list: call ``router.completion(model=
-    candidates[0].label, ...)``. It holds api keys in clear: pass it to the Router, never log it.
-
-    Each candidate is one deployment named by its label (also its ``model_info.id``, which
-    `answered_by` reads back), one HTTP request per attempt (``max_retries=0``). The
-    primary falls back to the rest in order. Rate limits, 5xx and timeouts get
-    ``policy.num_retries`` retries per candidate; every other error none (``retry_policy``).
-    Cooldowns are off: the policy decides per call, not a Router's memory of earlier ones.
-    """
-    policy = policy or RoutePolicy()
-    if not candidates:
-        raise ValueError("a Router needs at least one candidate")
-    _check_unique_labels(candidates)
-    hosted = [c.label for c in candidates if c.tier == "hosted"]
-    if sensitive and hosted:
-        raise ValueError(f"sensitive repository: hosted candidates {hosted} may not be routed to")
-    names = [c.label for c in candidates]
-    retries = policy.num_retries
-    return {
-        "model_list": [_deployment(c, policy) for c in candidates],
-        "fallbacks": [{names[0]: names[1:]}] if len(names) > 1 else [],
-        "num_retries": retries,
-        "retry_after": policy.retry_after_seconds,
-        "retry_policy": {
-            "RateLimitErrorRetries": retries,
-            "InternalServerErrorRetries": retries,
-            "ServiceUnavailableErrorRetries": retries,
-            "TimeoutErrorRetries": retries,
-            "AuthenticationErrorRetries": 0,
-            "BadRequestErrorRetries": 0,  # includes ContextWindowExceededError
-            "ContentPolicyViolationErrorRetries": 0,
-            "NotFoundErrorRetries": 0,
-            "DefaultRetries": 0,  # connection refused, 403, ...: next candidate at once
-        },
-        "timeout": policy.timeout_seconds,
-        "disable_cooldowns": True,
-    }
-
-
-def _deployment(candidate: Candidate, policy: RoutePolicy) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": candidate.model,
-        "max_retries": 0,
-        "timeout": policy.timeout_seconds,
-    }
-    if candidate.api_base:
-        params["api_base"] = candidate.api_base
-    if candidate.api_key is not None:
-        params["api_key"] = candidate.api_key.get_secret_value()
-    elif candidate.tier == "self-hosted":
-        params["api_key"] = NO_KEY
-    return {
-        "model_name": candidate.label,
-        "litellm_params": params,
-        "model_info": {"id": candidate.label},
-    }
-
-
-def _check_unique_labels(candidates: Sequence[Candidate]) -> None:
+def check_unique_labels(candidates: Sequence[Candidate]) -> None:
     labels = [c.label for c in candidates]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
         raise ValueError(f"candidates {twice} appear twice: give each a distinct name")
-
-
-def answered_by(response: Any, candidates: Sequence[Candidate]) -> Candidate:
-    """The candidate whose deployment produced a Router ``response`` (its ``model_id``)."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    deployment = hidden.get("model_id")
-    for candidate in candidates:
-        if candidate.label == deployment:
-            return candidate
-    known = [c.label for c in candidates]
-    raise LookupError(f"response came from deployment {deployment!r}, none of {known}")
-
-
-def routing_attempts(response: Any) -> tuple[int, int]:
-    """``(retries, fallbacks)`` behind a Router ``response``, from its litellm headers: retries
-    made on the candidate that answered (not on those that failed before it), fallbacks taken."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    headers = hidden.get("additional_headers") or {}
-    retries = int(headers.get("x-litellm-attempted-retries") or 0)
-    fallbacks = int(headers.get("x-litellm-attempted-fallbacks") or 0)
-    return retries, fallbacks

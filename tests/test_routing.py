@@ -1,5 +1,6 @@
-"""The routing policy (blocks/routing.py): pure choices first, then litellm's Router over real HTTP
-against the OpenAI-compatible stand-in (tests/standins/openai_server.py).
+"""The routing policy (blocks/routing.py, context_fit.py, litellm_router.py): pure choices first,
+then litellm's Router over real HTTP against the OpenAI-compatible stand-in
+(tests/standins/openai_server.py).
 
 Pure tests price candidates through route price overrides and give windows explicitly, so they
 never import litellm. Router tests keep retries to at most one (litellm backs off 0.5–1.25 s
@@ -17,24 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blocks.context_fit import TRIM_MARKER, ContextTooLong, trim_to_fit
+from blocks.litellm_router import answered_by, litellm_router_kwargs, routing_attempts
 from blocks.pricing import PriceOverride, TokenPrice
 from blocks.routing import (
     NO_KEY,
-    TRIM_MARKER,
     Candidate,
-    ContextTooLong,
     NoCandidate,
     RoleCandidates,
     RoutePolicy,
-    answered_by,
     candidate_price,
     choose,
     choose_and_fit,
     litellm_context_window,
-    litellm_router_kwargs,
     required_strength_from_labels,
-    routing_attempts,
-    trim_to_fit,
 )
 from tests.standins import OpenAIStandIn
 
