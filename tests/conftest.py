@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,15 @@ def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
     from mergemeter.demo import fresh_demo
 
     return fresh_demo(tmp_path / "demo")
+
+
+@pytest.fixture(scope="session")
+def litellm() -> Any:
+    """litellm, imported offline once (tasks.llm._litellm), with the Router's chained fallback
+    failures kept out of the test output."""
+    import logging
+
+    from tasks.llm import _litellm
+
+    logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
+    return _litellm()
