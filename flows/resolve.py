@@ -29,7 +29,7 @@ from flows.approval import wait_for_approval
 from flows.artifacts import Progress, publish_change_artifacts, publish_fleet_artifact
 from flows.outcome import announce
 from flows.pipeline import ChangeState, Pipeline, StepFailed, split
-from flows.template import Step, Template, content_hash, find_template, load_template
+from flows.template import Step, content_hash, find_template, load_template
 from mergemeter.sample import default_route
 from tasks.merge import branch_name, cost_line
 from tasks.models import ChangeContext, MergeOutcome, Plan, TestResult, Unit
@@ -55,9 +55,11 @@ def _run_name() -> str:
     return f"{params['repo']}#{params['number']} {params.get('title', '')}".strip()
 
 
-def _with_template_caps(budget: Budget | None, template: Template) -> Budget | None:
-    """The stricter of the given budget and the template's per-change caps."""
-    if template.budget_usd is None and template.budget_tokens is None:
+def _with_change_caps(
+    budget: Budget | None, usd: float | None, tokens: int | None = None
+) -> Budget | None:
+    """The stricter of the given budget and per-change caps ``usd`` / ``tokens`` (None: none)."""
+    if usd is None and tokens is None:
         return budget
     budget = budget or Budget()
 
@@ -66,8 +68,8 @@ def _with_template_caps(budget: Budget | None, template: Template) -> Budget | N
 
     return budget.model_copy(
         update={
-            "per_change_usd": tighter(budget.per_change_usd, template.budget_usd),
-            "per_change_tokens": tighter(budget.per_change_tokens, template.budget_tokens),
+            "per_change_usd": tighter(budget.per_change_usd, usd),
+            "per_change_tokens": tighter(budget.per_change_tokens, tokens),
         }
     )
 
@@ -93,7 +95,9 @@ def resolve_issue(
     pricing = pricing or Pricing()
     template_path = find_template(template)
     pipeline_spec = load_template(template_path)
-    budget = _with_template_caps(budget, pipeline_spec)
+    budget = _with_change_caps(budget, pipeline_spec.budget_usd, pipeline_spec.budget_tokens)
+    # A route mode's per-change budget is a hard cap too, checked before each call like the rest.
+    budget = _with_change_caps(budget, route.coder_mode.budget_usd if route.coder_mode else None)
     issue = forge.get_issue(repo, number)
     run_id = str(flow_run.id)
     if not forge.claim(issue, run_id):
